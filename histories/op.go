@@ -1,0 +1,123 @@
+package histories
+
+// Type says where an event stands in an operation's life.
+type Type string
+
+// The four event types of Jepsen's history model.
+const (
+	// Invoke starts an operation.
+	Invoke Type = "invoke"
+	// OK completes an operation that definitely happened.
+	OK Type = "ok"
+	// Fail completes an operation that definitely did not happen.
+	Fail Type = "fail"
+	// Info completes an operation whose outcome is unknown: it may take
+	// effect at any later time, so its process is retired.
+	Info Type = "info"
+)
+
+// Valid reports whether t is one of the four known types.
+func (t Type) Valid() bool {
+	switch t {
+	case Invoke, OK, Fail, Info:
+		return true
+	}
+	return false
+}
+
+// Client operation functions (the op's f). Nemesis operations use their own
+// names (start-partition, kill, ...) and carry a free-form [Value.Raw].
+const (
+	FSend      = "send"      // value: send micro-operations
+	FPoll      = "poll"      // value: poll micro-operations
+	FTxn       = "txn"       // value: a mix of send and poll micro-operations
+	FAssign    = "assign"    // value: the keys the process now reads
+	FSubscribe = "subscribe" // value: the keys the process subscribes to
+	FCrash     = "crash"     // a client crashed; value unused
+)
+
+// NemesisProcess is the process id of every nemesis event.
+const NemesisProcess = -1
+
+// Op is one event of a history: one line of history.jsonl.
+type Op struct {
+	// Index is the position in the history: 0, 1, 2, ...
+	Index int64
+	// Time is nanoseconds since the test started, on a monotonic clock.
+	Time int64
+	// Process is the logical client process, or NemesisProcess.
+	Process int64
+	// Type is invoke, ok, fail or info.
+	Type Type
+	// F is the operation's function: send, poll, txn, assign, ... or a
+	// nemesis function.
+	F string
+	// Value is the operation's argument or result.
+	Value Value
+	// Node optionally names the node the client talked to.
+	Node string
+	// Error optionally says why an op failed or is indeterminate.
+	Error string
+}
+
+// Value is an op's value. At most one of its fields is set: Mops for send,
+// poll and txn; Keys for assign and subscribe; Raw for anything else (nemesis
+// descriptions), kept verbatim. All empty encodes as JSON null.
+type Value struct {
+	// Mops are the micro-operations of a send, poll or txn.
+	Mops []Mop
+	// Keys are the keys of an assign or subscribe. A non-nil empty slice
+	// encodes as [] and a nil one as null.
+	Keys []string
+	// Raw is any other value as the JSON text it was written as.
+	Raw []byte
+}
+
+// MopF names a micro-operation.
+type MopF string
+
+// The micro-operations of the queue workload.
+const (
+	MopSend MopF = "send"
+	MopPoll MopF = "poll"
+)
+
+// Special values of [Mop.Offset] for sends.
+const (
+	// OffsetPending marks a send in its invocation form, ["send", k, v]:
+	// no reply has been recorded in this micro-op.
+	OffsetPending int64 = -2
+	// OffsetUnknown marks a completed send whose offset the broker did not
+	// report, ["send", k, [null, v]], as with acks=0.
+	OffsetUnknown int64 = -1
+)
+
+// Mop is one micro-operation of a send, poll or txn.
+//
+//	send invoked:   ["send", "3", 1042]            Offset == OffsetPending
+//	send completed: ["send", "3", [88, 1042]]      Offset == 88
+//	send, acks=0:   ["send", "3", [null, 1042]]    Offset == OffsetUnknown
+//	poll invoked:   ["poll"]                       Polls == nil
+//	poll completed: ["poll", {"3": [[87, 1041]]}]  Polls != nil
+type Mop struct {
+	F MopF
+	// Key is the key (topic partition) a send writes to.
+	Key string
+	// Value is the value a send writes; values are unique across a test.
+	Value int64
+	// Offset is where a send's value landed, or OffsetPending or
+	// OffsetUnknown.
+	Offset int64
+	// Polls is what a completed poll read, per key, in the order read.
+	Polls map[string][]Record
+}
+
+// Record is one message a poll read: the value at an offset of a key.
+type Record struct {
+	Offset int64
+	Value  int64
+}
+
+// IsClient reports whether the op was recorded by a workload client rather
+// than the nemesis.
+func (o *Op) IsClient() bool { return o.Process != NemesisProcess }
