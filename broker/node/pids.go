@@ -1,0 +1,111 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// producerIDsFile holds the first producer id not yet handed out, in the
+// data directory.
+const producerIDsFile = "producer-ids"
+
+// producerIDBlock is how many ids are reserved per durable write, as
+// Kafka's ProducerIdManager reserves blocks, so that InitProducerID
+// rarely waits on an fsync.
+const producerIDBlock = 1000
+
+// fileProducerIDs hands out producer ids that are never reused across
+// restarts: before it hands out an id, the end of the block holding it is
+// durably recorded, so a restart (even after SIGKILL) starts past it.
+type fileProducerIDs struct {
+	mu    sync.Mutex
+	path  string // "" keeps nothing on disk (in-memory stores)
+	next  int64
+	limit int64 // ids below limit are reserved on disk
+}
+
+// openProducerIDs reads the allocator state from dir ("" for none).
+func openProducerIDs(dir string) (*fileProducerIDs, error) {
+	a := &fileProducerIDs{}
+	if dir == "" {
+		return a, nil
+	}
+	a.path = filepath.Join(dir, producerIDsFile)
+	b, err := os.ReadFile(a.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return a, nil
+	case err != nil:
+		return nil, fmt.Errorf("producer ids: %w", err)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || v < 0 {
+		return nil, fmt.Errorf("producer ids: %s: want one non-negative integer, got %q", a.path, strings.TrimSpace(string(b)))
+	}
+	a.next, a.limit = v, v
+	return a, nil
+}
+
+// atLeast makes every future id at least min (the logs may hold ids from
+// a block whose reservation was lost with the file).
+func (a *fileProducerIDs) atLeast(min int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next < min {
+		a.next = min
+		a.limit = max(a.limit, min)
+	}
+}
+
+// NextProducerID implements server.ProducerIDs.
+func (a *fileProducerIDs) NextProducerID() (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.path != "" && a.next >= a.limit {
+		limit := a.next + producerIDBlock
+		if err := writeFileSynced(a.path, []byte(strconv.FormatInt(limit, 10)+"\n")); err != nil {
+			return 0, fmt.Errorf("producer ids: reserving block up to %d: %w", limit, err)
+		}
+		a.limit = limit
+	}
+	id := a.next
+	a.next++
+	return id, nil
+}
+
+// writeFileSynced replaces path atomically and durably: write a temporary
+// file, fsync it, rename it over path, fsync the directory.
+func writeFileSynced(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,621 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/garantia/garantia/db"
+)
+
+// Options configure a local cluster.
+type Options struct {
+	// Binary is the garantia executable, run as `Binary broker ...`; ""
+	// means this process's own executable (os.Executable). Tests, whose
+	// executable is the test binary, build garantia and pass its path.
+	Binary string
+	// Nodes is how many broker processes to run, 1 or more.
+	Nodes int
+	// Dir is the run's store folder; node nK keeps Dir/nK/data and writes
+	// Dir/nK/broker.log. It must exist.
+	Dir string
+	// Host is the loopback address to listen on; "" means 127.0.0.1.
+	Host string
+	// Fsync is passed as --fsync when not "".
+	Fsync string
+	// Bugs are passed as one --bug NAME each.
+	Bugs []string
+	// AutoCreateTopics passes --auto-create-topics.
+	AutoCreateTopics bool
+	// Partitions, when above 0, is passed as --partitions (the partition
+	// count of auto-created topics).
+	Partitions int
+	// ExtraArgs, when set, returns more broker flags for a node: the place
+	// for the cluster issue's peer list and replication settings.
+	ExtraArgs func(n db.Node) []string
+	// ReadyTimeout bounds the wait for a node to answer Kafka requests;
+	// 0 means db.DefaultReadyTimeout.
+	ReadyTimeout time.Duration
+	// StopGrace is how long Teardown waits after SIGTERM before SIGKILL;
+	// 0 means 2s.
+	StopGrace time.Duration
+}
+
+// portAttempts bounds the retries of Setup when a chosen port was taken
+// between our probe and the broker's bind (see freePort).
+const portAttempts = 3
+
+// DB is a local cluster. It implements db.DB.
+type DB struct {
+	opts  Options
+	nodes []*node
+
+	mu       sync.Mutex // guards tornDown and every node's process fields
+	tornDown bool
+
+	spawnOnce sync.Once
+	spawnCh   chan spawnReq
+	spawnDone chan struct{}
+}
+
+var _ db.DB = (*DB)(nil)
+
+type node struct {
+	db.Node
+	port    int
+	dataDir string
+	logPath string
+
+	// The process fields below change under DB.mu.
+	proc   *os.Process
+	logF   *os.File
+	exited chan struct{} // closed when proc has been reaped
+	exit   error         // proc's exit status, valid once exited is closed
+	paused bool
+}
+
+// New checks opts and prepares a cluster of opts.Nodes nodes; nothing runs
+// until Setup.
+func New(opts Options) (*DB, error) {
+	if opts.Nodes < 1 {
+		return nil, fmt.Errorf("local db: nodes: want 1 or more, got %d", opts.Nodes)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("local db: Dir: the run folder is required")
+	}
+	if st, err := os.Stat(opts.Dir); err != nil {
+		return nil, fmt.Errorf("local db: Dir: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("local db: Dir: %s is not a folder", opts.Dir)
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(opts.Host); ip == nil || !ip.IsLoopback() {
+		// The project's rule: nothing but loopback, ever.
+		return nil, fmt.Errorf("local db: Host: %q is not a loopback address", opts.Host)
+	}
+	if opts.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("local db: find the garantia executable: %w", err)
+		}
+		opts.Binary = exe
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = db.DefaultReadyTimeout
+	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = 2 * time.Second
+	}
+	d := &DB{opts: opts}
+	for i := 1; i <= opts.Nodes; i++ {
+		id := int32(i)
+		name := db.NameOf(id)
+		dir := filepath.Join(opts.Dir, name)
+		d.nodes = append(d.nodes, &node{
+			Node:    db.Node{ID: id, Name: name},
+			dataDir: filepath.Join(dir, "data"),
+			logPath: filepath.Join(dir, "broker.log"),
+		})
+	}
+	return d, nil
+}
+
+// Nodes lists the nodes; their addresses are set by Setup.
+func (d *DB) Nodes() []db.Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]db.Node, len(d.nodes))
+	for i, n := range d.nodes {
+		out[i] = n.Node
+	}
+	return out
+}
+
+// LogFiles maps each node's name to its broker.log.
+func (d *DB) LogFiles() map[string]string {
+	m := make(map[string]string, len(d.nodes))
+	for _, n := range d.nodes {
+		m[n.Name] = n.logPath
+	}
+	return m
+}
+
+// Pids maps each running node's name to its process id (which is also its
+// process group id). Tests use it to prove that nothing survives Teardown.
+func (d *DB) Pids() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := map[string]int{}
+	for _, n := range d.nodes {
+		if n.proc != nil {
+			m[n.Name] = n.proc.Pid
+		}
+	}
+	return m
+}
+
+// Setup starts every node concurrently and waits until each answers.
+func (d *DB) Setup(ctx context.Context) error {
+	for _, n := range d.nodes {
+		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
+			return fmt.Errorf("local db: %s: %w", n.Name, err)
+		}
+	}
+	errs := make([]error, len(d.nodes))
+	var wg sync.WaitGroup
+	for i, n := range d.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.setupNode(ctx, n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// setupNode picks a port and starts n, retrying with a new port when the
+// broker could not bind the one picked.
+func (d *DB) setupNode(ctx context.Context, n *node) error {
+	var err error
+	for attempt := 1; attempt <= portAttempts; attempt++ {
+		var port int
+		port, err = pickPort(d.opts.Host)
+		if err != nil {
+			return fmt.Errorf("local db: %s: %w", n.Name, err)
+		}
+		d.mu.Lock()
+		n.port = port
+		n.Addr = net.JoinHostPort(d.opts.Host, strconv.Itoa(port))
+		d.mu.Unlock()
+		err = d.startNode(ctx, n)
+		if err == nil || !errors.Is(err, errAddrInUse) {
+			return err
+		}
+	}
+	return fmt.Errorf("local db: %s: gave up after %d ports: %w", n.Name, portAttempts, err)
+}
+
+// errAddrInUse marks a start that failed because the port was taken.
+var errAddrInUse = errors.New("port already in use")
+
+// pickPort is freePort; tests replace it to lose the port race on purpose.
+var pickPort = freePort
+
+// freePort returns a port that was free a moment ago: it binds port 0 on
+// host, reads the port the kernel chose and releases it. Another process
+// can take the port before the broker binds it (the race is inherent to
+// handing a port to a child); the broker then exits with "address already
+// in use" and Setup retries with a new port, up to portAttempts times.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	return port, nil
+}
+
+func (d *DB) args(n *node) []string {
+	a := []string{"broker",
+		"--id", strconv.Itoa(int(n.ID)),
+		"--listen", n.Addr,
+		"--advertise", n.Addr,
+		"--data-dir", n.dataDir,
+		"--log-file", n.logPath,
+	}
+	if d.opts.Fsync != "" {
+		a = append(a, "--fsync", d.opts.Fsync)
+	}
+	if d.opts.AutoCreateTopics {
+		a = append(a, "--auto-create-topics")
+	}
+	if d.opts.Partitions > 0 {
+		a = append(a, "--partitions", strconv.Itoa(d.opts.Partitions))
+	}
+	for _, b := range d.opts.Bugs {
+		a = append(a, "--bug", b)
+	}
+	if d.opts.ExtraArgs != nil {
+		a = append(a, d.opts.ExtraArgs(n.Node)...)
+	}
+	return a
+}
+
+// startNode runs n's process and waits until it answers. The caller has
+// set n.Addr. On failure the process is killed.
+func (d *DB) startNode(ctx context.Context, n *node) error {
+	d.mu.Lock()
+	if d.tornDown {
+		d.mu.Unlock()
+		return fmt.Errorf("local db: start %s: %w", n.Name, db.ErrTornDown)
+	}
+	if n.proc != nil {
+		d.mu.Unlock()
+		return nil // already running
+	}
+	logF, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("local db: %s: open log: %w", n.Name, err)
+	}
+	// Where this start begins in the log, so readyError quotes only the
+	// current run of the node.
+	logStart, _ := logF.Seek(0, 2)
+	args := d.args(n)
+	fmt.Fprintf(logF, "=== garantia harness: starting %s at %s: %s %s\n",
+		n.Name, time.Now().UTC().Format(time.RFC3339Nano), d.opts.Binary, strings.Join(args, " "))
+	cmd := exec.Command(d.opts.Binary, args...)
+	cmd.Stdout = logF
+	cmd.Stderr = logF
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Own process group: signals go to the broker and anything it
+		// starts, and a terminal's Ctrl-C does not reach it directly.
+		Setpgid: true,
+		// If the forking thread (and so the harness) dies, the kernel
+		// kills the broker: no orphans.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := d.spawn(cmd); err != nil {
+		logF.Close()
+		d.mu.Unlock()
+		return fmt.Errorf("local db: start %s: %w", n.Name, err)
+	}
+	n.proc = cmd.Process
+	n.logF = logF
+	n.paused = false
+	exited := make(chan struct{})
+	n.exited = exited
+	d.mu.Unlock()
+
+	go func() {
+		err := cmd.Wait()
+		d.mu.Lock()
+		n.exit = err
+		if n.proc == cmd.Process {
+			n.proc = nil
+			n.logF.Close()
+			n.logF = nil
+		}
+		d.mu.Unlock()
+		close(exited)
+	}()
+
+	if err := d.waitReady(ctx, n, exited); err != nil {
+		_ = d.killNode(n)
+		return d.readyError(n, logStart, err)
+	}
+	return nil
+}
+
+// waitReady polls n with Kafka ApiVersions requests until it answers, it
+// exits, or the ready timeout or ctx runs out.
+func (d *DB) waitReady(ctx context.Context, n *node, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.ReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		probeCtx, probeCancel := context.WithTimeout(ctx, time.Second)
+		last = db.Probe(probeCtx, n.Addr)
+		probeCancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			d.mu.Lock()
+			exit := n.exit
+			d.mu.Unlock()
+			return fmt.Errorf("%w (%v)", db.ErrExited, exit)
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("%w within %s: last probe: %v", db.ErrNotReady, d.opts.ReadyTimeout, last)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// readyError wraps a failed start with the tail of the node's log, which
+// usually says why, and marks a lost port race with errAddrInUse.
+func (d *DB) readyError(n *node, logStart int64, err error) error {
+	tail := logTail(n.logPath, logStart, 2048)
+	if errors.Is(err, db.ErrExited) && strings.Contains(tail, "address already in use") {
+		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+	}
+	if tail != "" {
+		return fmt.Errorf("local db: %s at %s: %w; %s ends with:\n%s", n.Name, n.Addr, err, n.logPath, tail)
+	}
+	return fmt.Errorf("local db: %s at %s: %w", n.Name, n.Addr, err)
+}
+
+func logTail(path string, from int64, max int) string {
+	b, err := os.ReadFile(path)
+	if err != nil || from > int64(len(b)) {
+		return ""
+	}
+	b = b[from:]
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+func (d *DB) lookup(want db.Node) (*node, error) {
+	for _, n := range d.nodes {
+		if n.ID == want.ID && (want.Name == "" || want.Name == n.Name) {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q (id %d)", db.ErrUnknownNode, want.Name, want.ID)
+}
+
+// signal sends sig to n's process group; it reports whether a process was
+// running.
+func (d *DB) signal(n *node, sig syscall.Signal) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n.proc == nil {
+		return false, nil
+	}
+	if err := syscall.Kill(-n.proc.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return true, fmt.Errorf("local db: %s: send %v: %w", n.Name, sig, err)
+	}
+	switch sig {
+	case syscall.SIGSTOP:
+		n.paused = true
+	case syscall.SIGCONT:
+		n.paused = false
+	}
+	return true, nil
+}
+
+// killNode SIGKILLs n's process group and waits until it is reaped.
+func (d *DB) killNode(n *node) error {
+	d.mu.Lock()
+	exited := n.exited
+	d.mu.Unlock()
+	running, err := d.signal(n, syscall.SIGKILL)
+	if err != nil || !running {
+		return err
+	}
+	<-exited // SIGKILL cannot be caught, so this wait is short
+	return nil
+}
+
+// Kill SIGKILLs node and returns once its process is gone.
+func (d *DB) Kill(ctx context.Context, node db.Node) error {
+	n, err := d.lookup(node)
+	if err != nil {
+		return err
+	}
+	return d.killNode(n)
+}
+
+// Start runs a killed node again on its old port and data folder and waits
+// until it answers. If another process took the port meanwhile, Start
+// fails: clients and peers know the node by its address.
+func (d *DB) Start(ctx context.Context, node db.Node) error {
+	n, err := d.lookup(node)
+	if err != nil {
+		return err
+	}
+	return d.startNode(ctx, n)
+}
+
+// Pause SIGSTOPs node.
+func (d *DB) Pause(ctx context.Context, node db.Node) error {
+	n, err := d.lookup(node)
+	if err != nil {
+		return err
+	}
+	running, err := d.signal(n, syscall.SIGSTOP)
+	if err == nil && !running {
+		err = fmt.Errorf("local db: pause %s: %w", n.Name, errNotRunning)
+	}
+	if err != nil {
+		return err
+	}
+	// kill(2) only queues the stop: a thread running on another CPU
+	// keeps serving for a moment. Pause returns once every thread is
+	// stopped, so that "paused" in the history means paused.
+	d.mu.Lock()
+	pid := 0
+	if n.proc != nil {
+		pid = n.proc.Pid
+	}
+	d.mu.Unlock()
+	if pid == 0 {
+		return nil // it died meanwhile; nothing left to pause
+	}
+	if err := waitStopped(ctx, pid); err != nil {
+		return fmt.Errorf("local db: pause %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// waitStopped waits until every thread of pid is in the stopped state (T
+// in /proc/pid/task/*/stat), the process is gone, or a second passes.
+func waitStopped(ctx context.Context, pid int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil || stopped {
+			return nil // gone (nothing to wait for) or stopped
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("process %d not stopped after SIGSTOP: %w", pid, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func allStopped(pid int) (bool, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		// pid (comm) STATE ...; comm may hold ')' so cut at the last one.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, nil
+		}
+		switch b[i+2] {
+		case 'T', 't', 'Z', 'X':
+		default:
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Resume SIGCONTs node.
+func (d *DB) Resume(ctx context.Context, node db.Node) error {
+	n, err := d.lookup(node)
+	if err != nil {
+		return err
+	}
+	running, err := d.signal(n, syscall.SIGCONT)
+	if err == nil && !running {
+		err = fmt.Errorf("local db: resume %s: %w", n.Name, errNotRunning)
+	}
+	return err
+}
+
+var errNotRunning = errors.New("node is not running")
+
+// Teardown stops every node: SIGTERM, then SIGKILL after StopGrace (a
+// paused node is resumed first so it can act on SIGTERM). It waits until
+// every process is reaped. Safe to call twice and after a failed Setup.
+func (d *DB) Teardown(ctx context.Context) error {
+	d.mu.Lock()
+	d.tornDown = true
+	d.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(d.nodes))
+	for i, n := range d.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.stopNode(ctx, n)
+		}()
+	}
+	wg.Wait()
+	d.stopSpawner()
+	return errors.Join(errs...)
+}
+
+func (d *DB) stopNode(ctx context.Context, n *node) error {
+	d.mu.Lock()
+	exited, running, paused := n.exited, n.proc != nil, n.paused
+	d.mu.Unlock()
+	if !running {
+		return nil
+	}
+	if paused {
+		if _, err := d.signal(n, syscall.SIGCONT); err != nil {
+			return err
+		}
+	}
+	if _, err := d.signal(n, syscall.SIGTERM); err != nil {
+		return err
+	}
+	grace := time.NewTimer(d.opts.StopGrace)
+	defer grace.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	return d.killNode(n)
+}
+
+// spawnReq asks the spawner goroutine to start a command.
+type spawnReq struct {
+	cmd   *exec.Cmd
+	reply chan error
+}
+
+// spawn starts cmd from the spawner goroutine, whose OS thread lives until
+// Teardown: Pdeathsig is tied to the forking thread.
+func (d *DB) spawn(cmd *exec.Cmd) error {
+	d.spawnOnce.Do(func() {
+		d.spawnCh = make(chan spawnReq)
+		d.spawnDone = make(chan struct{})
+		started := make(chan struct{})
+		go func() {
+			// Never unlocked: when this goroutine returns, the runtime
+			// ends its thread, and Pdeathsig kills any child left.
+			runtime.LockOSThread()
+			close(started)
+			defer close(d.spawnDone)
+			for req := range d.spawnCh {
+				req.reply <- req.cmd.Start()
+			}
+		}()
+		<-started
+	})
+	reply := make(chan error, 1)
+	d.spawnCh <- spawnReq{cmd: cmd, reply: reply}
+	return <-reply
+}
+
+// stopSpawner ends the spawner goroutine (and its thread). Called with no
+// process running, after Teardown has stopped them all.
+func (d *DB) stopSpawner() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.spawnCh != nil {
+		close(d.spawnCh)
+		<-d.spawnDone
+		d.spawnCh = nil
+	}
+}

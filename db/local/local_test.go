@@ -1,0 +1,340 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/garantia/garantia/db"
+	"github.com/garantia/garantia/db/local/buildtest"
+)
+
+// Environment of the orphan helper: the test binary re-run as a harness
+// that starts a node and is then SIGKILLed.
+const (
+	helperDirEnv = "GARANTIA_LOCAL_HELPER_DIR"
+	helperBinEnv = "GARANTIA_LOCAL_HELPER_BIN"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperDirEnv); dir != "" {
+		orphanHelper(dir, os.Getenv(helperBinEnv))
+		return
+	}
+	buildtest.Main(m)
+}
+
+// orphanHelper starts one node, prints its pid and waits to be killed.
+func orphanHelper(dir, bin string) {
+	d, err := New(Options{Binary: bin, Nodes: 1, Dir: dir})
+	if err == nil {
+		err = d.Setup(context.Background())
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("pid", d.Pids()["n1"])
+	time.Sleep(time.Minute)
+	os.Exit(1)
+}
+
+// alive reports whether pid is a live process (not gone, not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...; comm may hold spaces, so cut at the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func waitDead(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still alive %s later", pid, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func probe(addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return db.Probe(ctx, addr)
+}
+
+func newCluster(t *testing.T, nodes int, mod func(*Options)) *DB {
+	t.Helper()
+	bin := buildtest.Binary(t)
+	opts := Options{Binary: bin, Nodes: nodes, Dir: t.TempDir(), StopGrace: 5 * time.Second}
+	if mod != nil {
+		mod(&opts)
+	}
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Teardown(context.Background()); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	return d
+}
+
+// TestLifecycle drives two nodes through every fault the backend offers
+// and checks each one is real: the node stops or starts answering the
+// Kafka protocol, and no process survives teardown.
+func TestLifecycle(t *testing.T) {
+	d := newCluster(t, 2, nil)
+	ctx := context.Background()
+	if err := d.Setup(ctx); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	nodes := d.Nodes()
+	if len(nodes) != 2 || nodes[0].Name != "n1" || nodes[1].Name != "n2" || nodes[0].ID != 1 {
+		t.Fatalf("nodes = %+v, want n1 and n2", nodes)
+	}
+	if nodes[0].Addr == nodes[1].Addr {
+		t.Fatalf("both nodes listen on %s", nodes[0].Addr)
+	}
+	for _, n := range nodes {
+		if err := probe(n.Addr, 2*time.Second); err != nil {
+			t.Fatalf("%s at %s does not answer after Setup: %v", n.Name, n.Addr, err)
+		}
+	}
+	pids := d.Pids()
+	n1, n2 := nodes[0], nodes[1]
+
+	// Kill: the process is gone and the port refuses.
+	if err := d.Kill(ctx, n1); err != nil {
+		t.Fatal(err)
+	}
+	waitDead(t, pids["n1"], 2*time.Second)
+	if err := probe(n1.Addr, time.Second); err == nil {
+		t.Fatal("n1 answers after Kill")
+	}
+	if err := d.Kill(ctx, n1); err != nil {
+		t.Fatalf("killing a dead node: %v, want a no-op", err)
+	}
+
+	// Start: same address, new process, answering again.
+	if err := d.Start(ctx, n1); err != nil {
+		t.Fatalf("restart n1: %v", err)
+	}
+	if got := d.Nodes()[0].Addr; got != n1.Addr {
+		t.Fatalf("n1 restarted on %s, want its old address %s", got, n1.Addr)
+	}
+	newPid := d.Pids()["n1"]
+	if newPid == 0 || newPid == pids["n1"] {
+		t.Fatalf("n1 pid after restart = %d (before %d)", newPid, pids["n1"])
+	}
+	if err := probe(n1.Addr, 2*time.Second); err != nil {
+		t.Fatalf("n1 does not answer after Start: %v", err)
+	}
+
+	// Pause: the port accepts (the kernel does) but nothing answers.
+	if err := d.Pause(ctx, n2); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe(n2.Addr, 300*time.Millisecond); err == nil {
+		t.Fatal("n2 answers while paused")
+	}
+	if err := d.Resume(ctx, n2); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe(n2.Addr, 2*time.Second); err != nil {
+		t.Fatalf("n2 does not answer after Resume: %v", err)
+	}
+
+	// Unknown nodes are refused by name.
+	if err := d.Kill(ctx, db.Node{ID: 7, Name: "n7"}); !errors.Is(err, db.ErrUnknownNode) {
+		t.Fatalf("Kill(n7) = %v, want ErrUnknownNode", err)
+	}
+
+	// Logs: one per node, with the harness's start markers (n1 twice).
+	logs := d.LogFiles()
+	for name, want := range map[string]int{"n1": 2, "n2": 1} {
+		b, err := os.ReadFile(logs[name])
+		if err != nil {
+			t.Fatalf("log of %s: %v", name, err)
+		}
+		if got := strings.Count(string(b), "=== garantia harness: starting "+name); got != want {
+			t.Errorf("%s's log has %d start markers, want %d", name, got, want)
+		}
+		if filepath.Dir(logs[name]) != filepath.Join(d.opts.Dir, name) {
+			t.Errorf("%s's log is at %s, want inside %s", name, logs[name], filepath.Join(d.opts.Dir, name))
+		}
+	}
+
+	// Pause n2 again: Teardown must stop a paused node too.
+	if err := d.Pause(ctx, n2); err != nil {
+		t.Fatal(err)
+	}
+	live := d.Pids()
+	if err := d.Teardown(ctx); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	for name, pid := range live {
+		if alive(pid) {
+			t.Errorf("%s (pid %d) survived Teardown", name, pid)
+		}
+	}
+	if len(d.Pids()) != 0 {
+		t.Errorf("Pids after Teardown = %v, want none", d.Pids())
+	}
+	if err := d.Teardown(ctx); err != nil {
+		t.Errorf("second Teardown: %v", err)
+	}
+	if err := d.Start(ctx, n1); !errors.Is(err, db.ErrTornDown) {
+		t.Errorf("Start after Teardown = %v, want ErrTornDown", err)
+	}
+}
+
+// TestSetupFailureQuotesLog: a node that exits at once makes Setup fail
+// with the tail of its log, and teardown still works.
+func TestSetupFailureQuotesLog(t *testing.T) {
+	d := newCluster(t, 1, func(o *Options) {
+		o.ExtraArgs = func(db.Node) []string { return []string{"--no-such-flag"} }
+	})
+	err := d.Setup(context.Background())
+	if err == nil {
+		t.Fatal("Setup succeeded with a flag the broker does not know")
+	}
+	if !errors.Is(err, db.ErrExited) || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Fatalf("Setup error = %v; want ErrExited quoting the broker's complaint", err)
+	}
+	if err := d.Teardown(context.Background()); err != nil {
+		t.Fatalf("teardown after failed setup: %v", err)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no nodes", Options{Nodes: 0, Dir: dir, Binary: "x"}, "nodes"},
+		{"no dir", Options{Nodes: 1, Binary: "x"}, "Dir"},
+		{"dir is a file", Options{Nodes: 1, Dir: file, Binary: "x"}, "not a folder"},
+		{"missing dir", Options{Nodes: 1, Dir: filepath.Join(dir, "nope"), Binary: "x"}, "Dir"},
+		{"not loopback", Options{Nodes: 1, Dir: dir, Host: "10.0.0.1", Binary: "x"}, "loopback"},
+		{"not an address", Options{Nodes: 1, Dir: dir, Host: "localhost", Binary: "x"}, "loopback"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := New(c.opts)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("New(%+v) = %v, want an error naming %q", c.opts, err, c.want)
+			}
+		})
+	}
+}
+
+// TestNoOrphans: a harness killed with SIGKILL (no teardown at all) takes
+// its broker with it, through Pdeathsig.
+func TestNoOrphans(t *testing.T) {
+	bin := buildtest.Binary(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(exe, "-test.run=^$")
+	helper.Env = append(os.Environ(), helperDirEnv+"="+t.TempDir(), helperBinEnv+"="+bin)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	var pid int
+	if f := strings.Fields(line); len(f) == 2 && f[0] == "pid" {
+		pid, _ = strconv.Atoi(f[1])
+	}
+	if pid <= 0 {
+		t.Fatalf("helper said %q, want its broker's pid", line)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	if !alive(pid) {
+		t.Fatalf("broker %d is not running under the helper", pid)
+	}
+	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	waitDead(t, pid, 5*time.Second)
+}
+
+// TestPortRaceRetried: when the port handed to a node was taken before the
+// node bound it, Setup retries with a new port.
+func TestPortRaceRetried(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	calls := 0
+	pickPort = func(host string) (int, error) {
+		calls++
+		if calls == 1 {
+			return taken.Addr().(*net.TCPAddr).Port, nil // lose the race
+		}
+		return freePort(host)
+	}
+	t.Cleanup(func() { pickPort = freePort })
+
+	d := newCluster(t, 1, nil)
+	if err := d.Setup(context.Background()); err != nil {
+		t.Fatalf("Setup did not recover from a taken port: %v", err)
+	}
+	if calls != 2 {
+		t.Errorf("picked %d ports, want 2", calls)
+	}
+	if got := d.Nodes()[0].Addr; got == taken.Addr().String() {
+		t.Errorf("node kept the taken address %s", got)
+	}
+	b, err := os.ReadFile(d.LogFiles()["n1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "address already in use") {
+		t.Errorf("the log does not show the lost race:\n%s", b)
+	}
+}
+
+func TestFreePort(t *testing.T) {
+	p, err := freePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p <= 0 || p > 65535 {
+		t.Fatalf("port %d", p)
+	}
+}

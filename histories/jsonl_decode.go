@@ -1,0 +1,1038 @@
+package histories
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth bounds how deeply a value may nest (a nemesis description): a
+// recursive scanner must not be made to exhaust the stack by a hostile line.
+const maxDepth = 1000
+
+// Limits of the decoder's caches. Interning keeps a 1M-op history from
+// holding a million copies of "send" and "3"; the cap keeps a history with
+// unique strings (say, error messages) from growing the table forever.
+const (
+	internMax      = 1 << 14
+	internLenMax   = 64
+	slabMops       = 4096
+	slabRecords    = 8192
+	snippetLenMax  = 40
+	rawValueLenMax = 1 << 30
+)
+
+// decoder parses history lines. It is a small hand-written JSON scanner for
+// the history schema: it parses micro-operations straight into [Mop] values
+// without building a generic tree, interns repeated strings, and carves
+// []Mop and []Record from shared slabs, so decoding costs a few allocations
+// per op. One decoder serves one reader; it is not safe for concurrent use.
+type decoder struct {
+	b []byte // the line being parsed
+	i int    // the scanner's position in b
+
+	intern   map[string]string
+	mopSlab  []Mop
+	recSlab  []Record
+	mopChunk int // the next slab's size
+	recChunk int
+	mopTmp   []Mop
+	recTmp   []Record
+	scratch  []byte // unescaped string bytes
+
+	noColumns bool // leave columns out of errors (the text is not the user's)
+}
+
+func newDecoder() *decoder {
+	return &decoder{intern: make(map[string]string, 64)}
+}
+
+// Bits of decodeOp's record of which fields it has seen.
+const (
+	seenIndex = 1 << iota
+	seenTime
+	seenProcess
+	seenType
+	seenF
+	seenValue
+	seenNode
+	seenError
+)
+
+var fieldNames = [...]string{"index", "time", "process", "type", "f", "value", "node", "error"}
+
+// decodeOp parses one history line into op. It checks the line against the
+// schema but not against its neighbours (index order is the reader's job).
+func (d *decoder) decodeOp(line []byte, op *Op) error {
+	*op = Op{}
+	d.b, d.i = line, 0
+	d.ws()
+	if d.peek() != '{' {
+		if d.i >= len(d.b) {
+			return errors.New("want a JSON object, got an empty line")
+		}
+		return d.errf("want a JSON object starting with '{', got %s", d.snippetAt(d.i))
+	}
+	d.i++
+	var seen uint
+	var (
+		valueStart, valueEnd int
+		valueDone            bool  // Mops parsed in the first pass
+		mopErr               error // why the first pass failed, if it did
+	)
+	d.ws()
+	if d.peek() == '}' {
+		d.i++
+	} else {
+		for {
+			d.ws()
+			if d.peek() != '"' {
+				return d.errf("want a field name in quotes, got %s", d.snippetAt(d.i))
+			}
+			key, err := d.str()
+			if err != nil {
+				return err
+			}
+			bit := 0
+			switch string(key) {
+			case "index":
+				bit = seenIndex
+			case "time":
+				bit = seenTime
+			case "process":
+				bit = seenProcess
+			case "type":
+				bit = seenType
+			case "f":
+				bit = seenF
+			case "value":
+				bit = seenValue
+			case "node":
+				bit = seenNode
+			case "error":
+				bit = seenError
+			}
+			if bit != 0 && seen&uint(bit) != 0 {
+				return fmt.Errorf("field %q appears twice", string(key))
+			}
+			seen |= uint(bit)
+			d.ws()
+			if d.peek() != ':' {
+				return d.errf("want ':' after field name, got %s", d.snippetAt(d.i))
+			}
+			d.i++
+			d.ws()
+			switch bit {
+			case seenIndex:
+				op.Index, err = d.integer("index")
+			case seenTime:
+				op.Time, err = d.integer("time")
+			case seenProcess:
+				op.Process, err = d.integer("process")
+			case seenType:
+				err = d.opType(op)
+			case seenF:
+				err = d.opF(op)
+			case seenValue:
+				valueStart = d.i
+				if d.peek() == '[' {
+					var mops []Mop
+					mops, mopErr = d.mopList()
+					if mopErr == nil {
+						op.Value.Mops, valueDone = mops, true
+					} else {
+						d.i = valueStart
+						err = d.skipValue(0)
+					}
+				} else {
+					err = d.skipValue(0)
+				}
+				valueEnd = d.i
+			case seenNode:
+				op.Node, err = d.optString("node")
+			case seenError:
+				op.Error, err = d.optString("error")
+			default:
+				err = d.skipValue(0) // unknown fields are allowed and ignored
+			}
+			if err != nil {
+				if bit == 0 {
+					return err
+				}
+				return fmt.Errorf("field %q: %w", fieldNames[bitIndex(bit)], err)
+			}
+			d.ws()
+			c := d.peek()
+			d.i++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				d.i--
+				return d.errf("want ',' or '}' after a field, got %s", d.snippetAt(d.i))
+			}
+		}
+	}
+	d.ws()
+	if d.i < len(d.b) {
+		return d.errf("unexpected data after the object: %s", d.snippetAt(d.i))
+	}
+	for _, bit := range []int{seenIndex, seenTime, seenProcess, seenType, seenF} {
+		if seen&uint(bit) == 0 {
+			return fmt.Errorf("field %q is missing", fieldNames[bitIndex(bit)])
+		}
+	}
+	if op.Index < 0 {
+		return fmt.Errorf("field \"index\": want a non-negative integer, got %d", op.Index)
+	}
+	if seen&seenValue == 0 {
+		return nil
+	}
+	if err := d.resolveValue(op, d.b[valueStart:valueEnd], valueDone, mopErr); err != nil {
+		return fmt.Errorf("field \"value\": %w", err)
+	}
+	return nil
+}
+
+func bitIndex(bit int) int {
+	n := 0
+	for bit > 1 {
+		bit >>= 1
+		n++
+	}
+	return n
+}
+
+// isMopF reports whether f's value must be a list of micro-operations.
+func isMopF(f string) bool { return f == FSend || f == FPoll || f == FTxn }
+
+// isKeysF reports whether f's value is a list of keys.
+func isKeysF(f string) bool { return f == FAssign || f == FSubscribe }
+
+// decodeValue decodes a value alone (json, for op.F) into op.Value, by the
+// rules of a history line's value. The EDN importer uses it.
+func (d *decoder) decodeValue(op *Op, json []byte) error {
+	d.b, d.i = json, 0
+	done, mopErr := false, error(nil)
+	if d.peek() == '[' {
+		var mops []Mop
+		if mops, mopErr = d.mopList(); mopErr == nil {
+			op.Value.Mops, done = mops, true
+		}
+	}
+	if !done {
+		d.i = 0
+		if err := d.skipValue(0); err != nil {
+			return err
+		}
+	}
+	if d.ws(); d.i != len(d.b) {
+		return d.errf("unexpected data after the value: %s", d.snippetAt(d.i))
+	}
+	return d.resolveValue(op, json, done, mopErr)
+}
+
+// resolveValue decides the form of a value once f is known (f may follow
+// value on the line). The rules, by content:
+//   - null is the empty Value;
+//   - a list of micro-operations (each a list starting with "send" or
+//     "poll") is Mops, whatever f is;
+//   - for send, poll and txn anything else is an error, and [] is an empty
+//     Mops;
+//   - for assign and subscribe a list of strings or integers is Keys;
+//   - everything else is Raw, compacted.
+func (d *decoder) resolveValue(op *Op, span []byte, mopsDone bool, mopErr error) error {
+	if mopsDone {
+		if len(op.Value.Mops) > 0 || isMopF(op.F) {
+			return nil
+		}
+		op.Value.Mops = nil // [] is not a mop list unless f says so
+	} else if bytes.Equal(span, []byte("null")) {
+		return nil
+	}
+	if isMopF(op.F) {
+		if mopErr != nil {
+			return mopErr
+		}
+		return fmt.Errorf("a %s's value must be a list of micro-operations or null, got %s", op.F, snippet(span))
+	}
+	if isKeysF(op.F) && len(span) > 0 && span[0] == '[' {
+		if keys, ok := d.keyList(span); ok {
+			op.Value.Keys = keys
+			return nil
+		}
+	}
+	if len(span) > rawValueLenMax {
+		return fmt.Errorf("value of %d bytes is longer than the %d-byte limit", len(span), rawValueLenMax)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(span))
+	if err := json.Compact(&buf, span); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	// Invalid UTF-8 can only sit inside strings; make it U+FFFD as for every
+	// other string, so that Raw converts to EDN and back unchanged.
+	op.Value.Raw = bytes.ToValidUTF8(buf.Bytes(), []byte("\uFFFD"))
+	return nil
+}
+
+// keyList parses span as a list of keys: strings, or integers taken as
+// their decimal text (Jepsen's keys are integers).
+func (d *decoder) keyList(span []byte) ([]string, bool) {
+	saveB, saveI := d.b, d.i
+	defer func() { d.b, d.i = saveB, saveI }()
+	d.b, d.i = span, 1
+	keys := []string{}
+	d.ws()
+	if d.peek() == ']' {
+		return keys, true
+	}
+	for {
+		d.ws()
+		k, err := d.key()
+		if err != nil {
+			return nil, false
+		}
+		keys = append(keys, k)
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.i++
+		case ']':
+			return keys, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// key parses a key: a string, or an integer taken verbatim as its decimal
+// text.
+func (d *decoder) key() (string, error) {
+	switch c := d.peek(); {
+	case c == '"':
+		s, err := d.str()
+		if err != nil {
+			return "", err
+		}
+		return d.internBytes(s), nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := d.i
+		if err := d.intText(); err != nil {
+			return "", err
+		}
+		return d.internBytes(d.b[start:d.i]), nil
+	}
+	return "", d.errf("want a key (a string or an integer), got %s", d.snippetAt(d.i))
+}
+
+func (d *decoder) opType(op *Op) error {
+	if d.peek() != '"' {
+		return d.errf("want invoke, ok, fail or info, got %s", d.snippetAt(d.i))
+	}
+	s, err := d.str()
+	if err != nil {
+		return err
+	}
+	switch string(s) {
+	case "invoke":
+		op.Type = Invoke
+	case "ok":
+		op.Type = OK
+	case "fail":
+		op.Type = Fail
+	case "info":
+		op.Type = Info
+	default:
+		return fmt.Errorf("want invoke, ok, fail or info, got %q", s)
+	}
+	return nil
+}
+
+func (d *decoder) opF(op *Op) error {
+	if d.peek() != '"' {
+		return d.errf("want a string, got %s", d.snippetAt(d.i))
+	}
+	s, err := d.str()
+	if err != nil {
+		return err
+	}
+	if len(s) == 0 {
+		return errors.New("want a function name, got \"\"")
+	}
+	op.F = d.internBytes(s)
+	return nil
+}
+
+// optString parses an optional string field: a string, or null for none.
+func (d *decoder) optString(field string) (string, error) {
+	if d.lit("null") {
+		return "", nil
+	}
+	if d.peek() != '"' {
+		return "", d.errf("want a string or null, got %s", d.snippetAt(d.i))
+	}
+	s, err := d.str()
+	if err != nil {
+		return "", err
+	}
+	return d.internBytes(s), nil
+}
+
+// mopList parses a list of micro-operations. It fails on anything else,
+// after which the caller rescans the value generically.
+func (d *decoder) mopList() ([]Mop, error) {
+	d.i++ // '['
+	d.mopTmp = d.mopTmp[:0]
+	d.ws()
+	if d.peek() == ']' {
+		d.i++
+		return []Mop{}, nil
+	}
+	for n := 0; ; n++ {
+		d.ws()
+		m, err := d.mop()
+		if err != nil {
+			return nil, fmt.Errorf("micro-op %d: %w", n, err)
+		}
+		d.mopTmp = append(d.mopTmp, m)
+		d.ws()
+		c := d.peek()
+		d.i++
+		if c == ']' {
+			break
+		}
+		if c != ',' {
+			d.i--
+			return nil, d.errf("want ',' or ']' after a micro-op, got %s", d.snippetAt(d.i))
+		}
+	}
+	mops := d.allocMops(len(d.mopTmp))
+	copy(mops, d.mopTmp)
+	return mops, nil
+}
+
+func (d *decoder) mop() (Mop, error) {
+	var m Mop
+	if d.peek() != '[' {
+		return m, d.errf("want a micro-op like [\"send\", key, value] or [\"poll\"], got %s", d.snippetAt(d.i))
+	}
+	d.i++
+	d.ws()
+	if d.peek() != '"' {
+		return m, d.errf("want \"send\" or \"poll\" first, got %s", d.snippetAt(d.i))
+	}
+	f, err := d.str()
+	if err != nil {
+		return m, err
+	}
+	switch string(f) {
+	case "send":
+		m.F = MopSend
+		if err := d.comma("the send's key"); err != nil {
+			return m, err
+		}
+		if m.Key, err = d.key(); err != nil {
+			return m, fmt.Errorf("send key: %w", err)
+		}
+		if err := d.comma("the send's value"); err != nil {
+			return m, err
+		}
+		if d.peek() == '[' {
+			d.i++
+			d.ws()
+			if d.lit("null") {
+				m.Offset = OffsetUnknown
+			} else {
+				if m.Offset, err = d.integer("offset"); err != nil {
+					return m, fmt.Errorf("send offset: %w", err)
+				}
+				if m.Offset < 0 {
+					return m, fmt.Errorf("send offset: want null or a non-negative integer, got %d", m.Offset)
+				}
+			}
+			if err := d.comma("the send's value"); err != nil {
+				return m, err
+			}
+			if m.Value, err = d.integer("value"); err != nil {
+				return m, fmt.Errorf("send value: %w", err)
+			}
+			d.ws()
+			if d.peek() != ']' {
+				return m, d.errf("want ']' after [offset, value], got %s", d.snippetAt(d.i))
+			}
+			d.i++
+		} else {
+			m.Offset = OffsetPending
+			if m.Value, err = d.integer("value"); err != nil {
+				return m, fmt.Errorf("send value: %w", err)
+			}
+		}
+	case "poll":
+		m.F = MopPoll
+		d.ws()
+		if d.peek() == ']' {
+			break
+		}
+		if err := d.comma("the poll's result"); err != nil {
+			return m, err
+		}
+		if m.Polls, err = d.pollMap(); err != nil {
+			return m, err
+		}
+	default:
+		return m, fmt.Errorf("want \"send\" or \"poll\" first, got %q", f)
+	}
+	d.ws()
+	if d.peek() != ']' {
+		return m, d.errf("want ']' at the end of the micro-op, got %s", d.snippetAt(d.i))
+	}
+	d.i++
+	return m, nil
+}
+
+// comma consumes a ',' (and the whitespace around it) before what.
+func (d *decoder) comma(what string) error {
+	d.ws()
+	if d.peek() != ',' {
+		return d.errf("want ',' before %s, got %s", what, d.snippetAt(d.i))
+	}
+	d.i++
+	d.ws()
+	return nil
+}
+
+// pollMap parses a poll's result: {"key": [[offset, value], ...], ...}.
+func (d *decoder) pollMap() (map[string][]Record, error) {
+	if d.peek() != '{' {
+		return nil, d.errf("want the poll's result {key: [[offset, value], ...]}, got %s", d.snippetAt(d.i))
+	}
+	d.i++
+	polls := make(map[string][]Record, 1)
+	d.ws()
+	if d.peek() == '}' {
+		d.i++
+		return polls, nil
+	}
+	for {
+		d.ws()
+		if d.peek() != '"' {
+			return nil, d.errf("want a key in quotes, got %s", d.snippetAt(d.i))
+		}
+		kb, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		k := d.internBytes(kb)
+		if _, dup := polls[k]; dup {
+			return nil, fmt.Errorf("poll result has key %q twice", k)
+		}
+		d.ws()
+		if d.peek() != ':' {
+			return nil, d.errf("want ':' after a key, got %s", d.snippetAt(d.i))
+		}
+		d.i++
+		d.ws()
+		recs, err := d.records()
+		if err != nil {
+			return nil, fmt.Errorf("poll of key %q: %w", k, err)
+		}
+		polls[k] = recs
+		d.ws()
+		c := d.peek()
+		d.i++
+		if c == '}' {
+			return polls, nil
+		}
+		if c != ',' {
+			d.i--
+			return nil, d.errf("want ',' or '}' in the poll's result, got %s", d.snippetAt(d.i))
+		}
+	}
+}
+
+// records parses [[offset, value], ...].
+func (d *decoder) records() ([]Record, error) {
+	if d.peek() != '[' {
+		return nil, d.errf("want a list of [offset, value], got %s", d.snippetAt(d.i))
+	}
+	d.i++
+	d.recTmp = d.recTmp[:0]
+	d.ws()
+	if d.peek() == ']' {
+		d.i++
+		return nil, nil
+	}
+	for {
+		d.ws()
+		if d.peek() != '[' {
+			return nil, d.errf("want [offset, value], got %s", d.snippetAt(d.i))
+		}
+		d.i++
+		d.ws()
+		var r Record
+		var err error
+		if r.Offset, err = d.integer("offset"); err != nil {
+			return nil, fmt.Errorf("record %d offset: %w", len(d.recTmp), err)
+		}
+		if r.Offset < 0 {
+			return nil, fmt.Errorf("record %d: offset %d is negative", len(d.recTmp), r.Offset)
+		}
+		if err := d.comma("the record's value"); err != nil {
+			return nil, err
+		}
+		if r.Value, err = d.integer("value"); err != nil {
+			return nil, fmt.Errorf("record %d value: %w", len(d.recTmp), err)
+		}
+		d.ws()
+		if d.peek() != ']' {
+			return nil, d.errf("want ']' after [offset, value], got %s", d.snippetAt(d.i))
+		}
+		d.i++
+		d.recTmp = append(d.recTmp, r)
+		d.ws()
+		c := d.peek()
+		d.i++
+		if c == ']' {
+			break
+		}
+		if c != ',' {
+			d.i--
+			return nil, d.errf("want ',' or ']' between records, got %s", d.snippetAt(d.i))
+		}
+	}
+	recs := d.allocRecords(len(d.recTmp))
+	copy(recs, d.recTmp)
+	return recs, nil
+}
+
+// allocMops returns a slice of n Mops carved from a shared slab, so that a
+// million one-mop ops cost a few hundred allocations rather than a million.
+// The slice's capacity is n: appending to it never scribbles on a neighbour.
+func (d *decoder) allocMops(n int) []Mop {
+	if n > len(d.mopSlab) {
+		// Slabs start small and double, so that decoding one op (as
+		// Op.UnmarshalJSON does) costs little.
+		d.mopChunk = min(max(2*d.mopChunk, 8), slabMops)
+		d.mopSlab = make([]Mop, max(d.mopChunk, n))
+	}
+	s := d.mopSlab[:n:n]
+	d.mopSlab = d.mopSlab[n:]
+	return s
+}
+
+func (d *decoder) allocRecords(n int) []Record {
+	if n > len(d.recSlab) {
+		d.recChunk = min(max(2*d.recChunk, 8), slabRecords)
+		d.recSlab = make([]Record, max(d.recChunk, n))
+	}
+	s := d.recSlab[:n:n]
+	d.recSlab = d.recSlab[n:]
+	return s
+}
+
+// internBytes returns b as a string, sharing one copy of short strings that
+// repeat (f, keys, nodes, common errors).
+func (d *decoder) internBytes(b []byte) string {
+	if len(b) > internLenMax {
+		return string(b)
+	}
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.intern != nil && len(d.intern) < internMax {
+		d.intern[s] = s
+	}
+	return s
+}
+
+// --- scanner primitives ---
+
+func (d *decoder) peek() byte {
+	if d.i < len(d.b) {
+		return d.b[d.i]
+	}
+	return 0
+}
+
+func (d *decoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\r', '\n':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// lit consumes the literal word s (null, true, false) if it is next.
+func (d *decoder) lit(s string) bool {
+	if len(d.b)-d.i >= len(s) && string(d.b[d.i:d.i+len(s)]) == s {
+		d.i += len(s)
+		return true
+	}
+	return false
+}
+
+func (d *decoder) errf(format string, args ...any) error {
+	if d.noColumns {
+		return fmt.Errorf(format, args...)
+	}
+	return fmt.Errorf("column %d: %s", d.i+1, fmt.Sprintf(format, args...))
+}
+
+// snippetAt quotes the text at position i for an error message, or says the
+// line ended.
+func (d *decoder) snippetAt(i int) string {
+	if i >= len(d.b) {
+		return "end of line"
+	}
+	return snippet(d.b[i:])
+}
+
+func snippet(b []byte) string {
+	if len(b) > snippetLenMax {
+		return fmt.Sprintf("%q…", b[:snippetLenMax])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// integer parses a JSON integer that fits in an int64. what names it in
+// errors.
+func (d *decoder) integer(what string) (int64, error) {
+	start := d.i
+	neg := false
+	if d.peek() == '-' {
+		neg = true
+		d.i++
+	}
+	digits := d.i
+	var n uint64
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+		d.i++
+	}
+	nd := d.i - digits
+	if nd == 0 {
+		d.i = start
+		return 0, d.errf("want an integer, got %s", d.snippetAt(start))
+	}
+	if c := d.peek(); c == '.' || c == 'e' || c == 'E' {
+		d.i = start
+		return 0, d.errf("want an integer, got %s", d.numberText(start))
+	}
+	if nd > 1 && d.b[digits] == '0' {
+		d.i = start
+		return 0, d.errf("invalid number %s: leading zero", d.numberText(start))
+	}
+	// 19 digits always fit in a uint64; more may not, and do not fit an
+	// int64 anyway.
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++
+	}
+	if nd > 19 || n > limit {
+		d.i = start
+		return 0, d.errf("integer %s does not fit in 64 bits", d.numberText(start))
+	}
+	if neg {
+		return -int64(n), nil
+	}
+	return int64(n), nil
+}
+
+// numberText returns the number-like text at start for an error message.
+func (d *decoder) numberText(start int) string {
+	end := start
+	for end < len(d.b) && end-start < snippetLenMax {
+		c := d.b[end]
+		if !(c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' || (c >= '0' && c <= '9')) {
+			break
+		}
+		end++
+	}
+	return string(d.b[start:end])
+}
+
+// intText consumes a JSON integer of any size, for keys.
+func (d *decoder) intText() error {
+	start := d.i
+	if d.peek() == '-' {
+		d.i++
+	}
+	digits := d.i
+	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+		d.i++
+	}
+	if d.i == digits {
+		d.i = start
+		return d.errf("want an integer, got %s", d.snippetAt(start))
+	}
+	if d.i-digits > 1 && d.b[digits] == '0' {
+		d.i = start
+		return d.errf("invalid number %s: leading zero", d.numberText(start))
+	}
+	if c := d.peek(); c == '.' || c == 'e' || c == 'E' {
+		d.i = start
+		return d.errf("want an integer, got %s", d.numberText(start))
+	}
+	return nil
+}
+
+// number consumes any JSON number, checking its grammar.
+func (d *decoder) number() error {
+	start := d.i
+	if d.peek() == '-' {
+		d.i++
+	}
+	switch c := d.peek(); {
+	case c == '0':
+		d.i++
+	case c >= '1' && c <= '9':
+		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+			d.i++
+		}
+	default:
+		d.i = start
+		return d.errf("invalid number %s", d.snippetAt(start))
+	}
+	if d.peek() == '.' {
+		d.i++
+		n := d.i
+		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+			d.i++
+		}
+		if d.i == n {
+			d.i = start
+			return d.errf("invalid number %s: no digits after '.'", d.numberText(start))
+		}
+	}
+	if c := d.peek(); c == 'e' || c == 'E' {
+		d.i++
+		if c := d.peek(); c == '+' || c == '-' {
+			d.i++
+		}
+		n := d.i
+		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+			d.i++
+		}
+		if d.i == n {
+			d.i = start
+			return d.errf("invalid number %s: no digits in the exponent", d.numberText(start))
+		}
+	}
+	return nil
+}
+
+// skipValue consumes any JSON value, checking that it is well formed.
+func (d *decoder) skipValue(depth int) error {
+	if depth > maxDepth {
+		return d.errf("value nests deeper than %d levels", maxDepth)
+	}
+	switch c := d.peek(); {
+	case c == '"':
+		_, err := d.str()
+		return err
+	case c == '{':
+		d.i++
+		d.ws()
+		if d.peek() == '}' {
+			d.i++
+			return nil
+		}
+		for {
+			d.ws()
+			if d.peek() != '"' {
+				return d.errf("want an object key in quotes, got %s", d.snippetAt(d.i))
+			}
+			if _, err := d.str(); err != nil {
+				return err
+			}
+			d.ws()
+			if d.peek() != ':' {
+				return d.errf("want ':' after an object key, got %s", d.snippetAt(d.i))
+			}
+			d.i++
+			d.ws()
+			if err := d.skipValue(depth + 1); err != nil {
+				return err
+			}
+			d.ws()
+			c := d.peek()
+			d.i++
+			if c == '}' {
+				return nil
+			}
+			if c != ',' {
+				d.i--
+				return d.errf("want ',' or '}' in an object, got %s", d.snippetAt(d.i))
+			}
+		}
+	case c == '[':
+		d.i++
+		d.ws()
+		if d.peek() == ']' {
+			d.i++
+			return nil
+		}
+		for {
+			d.ws()
+			if err := d.skipValue(depth + 1); err != nil {
+				return err
+			}
+			d.ws()
+			c := d.peek()
+			d.i++
+			if c == ']' {
+				return nil
+			}
+			if c != ',' {
+				d.i--
+				return d.errf("want ',' or ']' in a list, got %s", d.snippetAt(d.i))
+			}
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.number()
+	case d.lit("true"), d.lit("false"), d.lit("null"):
+		return nil
+	}
+	return d.errf("want a JSON value, got %s", d.snippetAt(d.i))
+}
+
+// str consumes a JSON string and returns its contents. The result aliases
+// the line when the string has no escapes and d.scratch otherwise; either
+// way it is valid only until the next call. Invalid UTF-8 and unpaired
+// surrogates become U+FFFD, as in encoding/json.
+func (d *decoder) str() ([]byte, error) {
+	d.i++ // '"'
+	start := d.i
+	ascii := true
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			s := d.b[start:d.i]
+			d.i++
+			if ascii || utf8.Valid(s) {
+				return s, nil
+			}
+			d.i = start
+			return d.strSlow()
+		case c == '\\':
+			d.i = start
+			return d.strSlow()
+		case c < 0x20:
+			return nil, d.errf("control character %q in a string must be escaped", c)
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		d.i++
+	}
+	return nil, d.errf("string is not terminated before the end of the line")
+}
+
+// strSlow decodes a string with escapes or invalid UTF-8 into d.scratch.
+func (d *decoder) strSlow() ([]byte, error) {
+	out := d.scratch[:0]
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			d.scratch = out
+			return out, nil
+		case c < 0x20:
+			return nil, d.errf("control character %q in a string must be escaped", c)
+		case c == '\\':
+			d.i++
+			if d.i >= len(d.b) {
+				return nil, d.errf("string is not terminated before the end of the line")
+			}
+			e := d.b[d.i]
+			d.i++
+			switch e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := d.hex4()
+				if !ok {
+					return nil, d.errf("invalid \\u escape in a string")
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := utf8.RuneError
+					save := d.i
+					if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
+						d.i += 2
+						if lo, ok := d.hex4(); ok {
+							r2 = utf16.DecodeRune(r, lo)
+						}
+					}
+					if r2 == utf8.RuneError {
+						d.i = save // an unpaired surrogate; the next escape stands alone
+						r = utf8.RuneError
+					} else {
+						r = r2
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return nil, d.errf("invalid escape '\\%c' in a string", e)
+			}
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			d.i++
+		default:
+			r, size := utf8.DecodeRune(d.b[d.i:])
+			if r == utf8.RuneError && size == 1 {
+				out = append(out, "\uFFFD"...)
+			} else {
+				out = append(out, d.b[d.i:d.i+size]...)
+			}
+			d.i += size
+		}
+	}
+	d.scratch = out
+	return nil, d.errf("string is not terminated before the end of the line")
+}
+
+func (d *decoder) hex4() (rune, bool) {
+	if len(d.b)-d.i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d.b[d.i : d.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	d.i += 4
+	return r, true
+}

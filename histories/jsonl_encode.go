@@ -1,0 +1,282 @@
+package histories
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// AppendOp appends op as one JSON line of history.jsonl, without the
+// trailing newline, to dst and returns the extended slice.
+//
+// It writes the fields in the documented order (index, time, process, type,
+// f, value, node, error) and leaves out node and error when they are empty.
+// It refuses ops that a [Reader] would refuse, so that whatever a [Writer]
+// wrote can always be read back: an unknown type, an empty f, more than one
+// field of the value set, a micro-op that is neither send nor poll, a
+// negative send offset other than [OffsetPending] or [OffsetUnknown], and a
+// Raw value that is not valid JSON. On error dst is returned unchanged in
+// length.
+//
+// AppendOp uses no reflection: a harness records every operation through it.
+func AppendOp(dst []byte, op *Op) ([]byte, error) {
+	mark := len(dst)
+	if !op.Type.Valid() {
+		return dst, fmt.Errorf("histories: op index %d: type %q is not invoke, ok, fail or info", op.Index, op.Type)
+	}
+	if op.F == "" {
+		return dst, fmt.Errorf("histories: op index %d: f is empty", op.Index)
+	}
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendInt(dst, op.Index, 10)
+	dst = append(dst, `,"time":`...)
+	dst = strconv.AppendInt(dst, op.Time, 10)
+	dst = append(dst, `,"process":`...)
+	dst = strconv.AppendInt(dst, op.Process, 10)
+	dst = append(dst, `,"type":"`...)
+	dst = append(dst, op.Type...) // valid types need no escaping
+	dst = append(dst, `","f":`...)
+	dst = appendJSONString(dst, op.F)
+	dst = append(dst, `,"value":`...)
+	var err error
+	dst, err = appendValue(dst, &op.Value)
+	if err != nil {
+		return dst[:mark], fmt.Errorf("histories: op index %d: value: %w", op.Index, err)
+	}
+	if op.Node != "" {
+		dst = append(dst, `,"node":`...)
+		dst = appendJSONString(dst, op.Node)
+	}
+	if op.Error != "" {
+		dst = append(dst, `,"error":`...)
+		dst = appendJSONString(dst, op.Error)
+	}
+	dst = append(dst, '}')
+	return dst, nil
+}
+
+// errValueAmbiguous says a Value had more than one of its fields set.
+var errValueAmbiguous = errors.New("more than one of Mops, Keys and Raw is set")
+
+// appendValue appends v's JSON form: Mops, Keys or Raw, or null when all are
+// empty.
+func appendValue(dst []byte, v *Value) ([]byte, error) {
+	set := 0
+	if v.Mops != nil {
+		set++
+	}
+	if v.Keys != nil {
+		set++
+	}
+	if v.Raw != nil {
+		set++
+	}
+	if set > 1 {
+		return dst, errValueAmbiguous
+	}
+	switch {
+	case v.Mops != nil:
+		return appendMops(dst, v.Mops)
+	case v.Keys != nil:
+		dst = append(dst, '[')
+		for i, k := range v.Keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+		}
+		return append(dst, ']'), nil
+	case v.Raw != nil:
+		return appendRaw(dst, v.Raw)
+	}
+	return append(dst, "null"...), nil
+}
+
+// appendRaw appends raw JSON compacted onto one line, after checking that it
+// is valid: a history line must never be split or corrupted by a value
+// somebody built by hand (say with json.MarshalIndent).
+func appendRaw(dst []byte, raw []byte) ([]byte, error) {
+	if len(raw) == 0 {
+		return dst, errors.New("Raw is empty: use a nil Value for null")
+	}
+	mark := len(dst)
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, raw); err != nil {
+		return dst, fmt.Errorf("Raw is not valid JSON: %w", err)
+	}
+	dst = buf.Bytes()
+	if !utf8.Valid(dst[mark:]) {
+		fixed := bytes.ToValidUTF8(dst[mark:], []byte("\uFFFD"))
+		dst = append(dst[:mark], fixed...)
+	}
+	return dst, nil
+}
+
+func appendMops(dst []byte, mops []Mop) ([]byte, error) {
+	dst = append(dst, '[')
+	for i := range mops {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		dst, err = appendMop(dst, &mops[i])
+		if err != nil {
+			return dst, fmt.Errorf("micro-op %d: %w", i, err)
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+func appendMop(dst []byte, m *Mop) ([]byte, error) {
+	switch m.F {
+	case MopSend:
+		dst = append(dst, `["send",`...)
+		dst = appendJSONString(dst, m.Key)
+		dst = append(dst, ',')
+		switch {
+		case m.Offset == OffsetPending:
+			dst = strconv.AppendInt(dst, m.Value, 10)
+		case m.Offset == OffsetUnknown:
+			dst = append(dst, "[null,"...)
+			dst = strconv.AppendInt(dst, m.Value, 10)
+			dst = append(dst, ']')
+		case m.Offset >= 0:
+			dst = append(dst, '[')
+			dst = strconv.AppendInt(dst, m.Offset, 10)
+			dst = append(dst, ',')
+			dst = strconv.AppendInt(dst, m.Value, 10)
+			dst = append(dst, ']')
+		default:
+			return dst, fmt.Errorf("send offset %d is negative and neither OffsetPending nor OffsetUnknown", m.Offset)
+		}
+		return append(dst, ']'), nil
+	case MopPoll:
+		if m.Polls == nil {
+			return append(dst, `["poll"]`...), nil
+		}
+		dst = append(dst, `["poll",{`...)
+		// Sorted so that the same poll always encodes to the same bytes.
+		for i, k := range sortedPollKeys(m.Polls) {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ":["...)
+			for j, r := range m.Polls[k] {
+				if r.Offset < 0 {
+					return dst, fmt.Errorf("poll of key %q: record %d has negative offset %d", k, j, r.Offset)
+				}
+				if j > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, '[')
+				dst = strconv.AppendInt(dst, r.Offset, 10)
+				dst = append(dst, ',')
+				dst = strconv.AppendInt(dst, r.Value, 10)
+				dst = append(dst, ']')
+			}
+			dst = append(dst, ']')
+		}
+		return append(dst, "}]"...), nil
+	}
+	return dst, fmt.Errorf("f %q is neither send nor poll", m.F)
+}
+
+// CompareKeys orders keys the way people expect partitions to be ordered:
+// decimal numbers first, in numeric order ("9" before "10"), then every
+// other key in string order. It is the order encoders write poll maps in.
+func CompareKeys(a, b string) int {
+	da, db := isDecimal(a), isDecimal(b)
+	switch {
+	case da && !db:
+		return -1
+	case !da && db:
+		return 1
+	case da && db && len(a) != len(b):
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// isDecimal reports whether s is a canonical non-negative decimal integer:
+// digits only, no leading zero unless it is "0".
+func isDecimal(s string) bool {
+	if s == "" || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does, so the output is always valid JSON.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript readers of
+		// the history (the HTML report); escape them as encoding/json does.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// sortedPollKeys returns a poll's keys in [CompareKeys] order.
+func sortedPollKeys(polls map[string][]Record) []string {
+	keys := make([]string, 0, len(polls))
+	for k := range polls {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, CompareKeys)
+	return keys
+}

@@ -1,0 +1,340 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/garantia/garantia/checker"
+	"github.com/garantia/garantia/db"
+	"github.com/garantia/garantia/db/local"
+	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/report"
+	"github.com/garantia/garantia/workloads/queue"
+)
+
+// teardownTimeout bounds the teardown, which runs on a context of its own
+// so that Ctrl-C (which cancels the run's context) still tears down.
+const teardownTimeout = 30 * time.Second
+
+// summaryExamples is how many examples per anomaly the summary prints.
+const summaryExamples = 3
+
+// TestInfo is the content of test.json.
+type TestInfo struct {
+	Name            string       `json:"name"`
+	Seed            int64        `json:"seed"`
+	Config          ConfigJSON   `json:"config"`
+	GarantiaVersion string       `json:"garantia-version"`
+	GoVersion       string       `json:"go-version"`
+	StartTime       time.Time    `json:"start-time"`
+	Nodes           []db.Node    `json:"nodes,omitempty"`
+	Args            []string     `json:"args,omitempty"`
+	Workload        WorkloadInfo `json:"workload"`
+}
+
+// WorkloadInfo records the workload's fixed parameters.
+type WorkloadInfo struct {
+	Name  string `json:"name"`
+	Topic string `json:"topic"`
+}
+
+// ConfigJSON is Config as stored in test.json: every flag by its name,
+// durations as Go duration strings.
+type ConfigJSON struct {
+	Nodes                 int      `json:"nodes"`
+	ReplicationFactor     int      `json:"replication-factor"`
+	MinInsyncReplicas     int      `json:"min-insync-replicas"`
+	Acks                  string   `json:"acks"`
+	TimeLimit             string   `json:"time-limit"`
+	Rate                  float64  `json:"rate"`
+	Concurrency           int      `json:"concurrency"`
+	Nemesis               []string `json:"nemesis"`
+	NemesisInterval       string   `json:"nemesis-interval"`
+	Seed                  int64    `json:"seed"`
+	DB                    string   `json:"db"`
+	Store                 string   `json:"store"`
+	UncleanLeaderElection bool     `json:"unclean-leader-election"`
+	Fsync                 string   `json:"fsync"`
+	Bugs                  []string `json:"bug"`
+	Partitions            int      `json:"partitions"`
+	OpTimeout             string   `json:"op-timeout,omitempty"`
+	DrainTimeout          string   `json:"drain-timeout,omitempty"`
+}
+
+func (c *Config) json() ConfigJSON {
+	dur := func(d time.Duration) string {
+		if d == 0 {
+			return ""
+		}
+		return d.String()
+	}
+	bugs := c.Bugs
+	if bugs == nil {
+		bugs = []string{}
+	}
+	return ConfigJSON{
+		Nodes: c.Nodes, ReplicationFactor: c.ReplicationFactor, MinInsyncReplicas: c.MinInsyncReplicas,
+		Acks: c.Acks, TimeLimit: c.TimeLimit.String(), Rate: c.Rate, Concurrency: c.Concurrency,
+		Nemesis: c.Nemesis, NemesisInterval: c.NemesisInterval.String(), Seed: c.Seed, DB: c.DB,
+		Store: c.Store, UncleanLeaderElection: c.UncleanLeaderElection, Fsync: c.Fsync, Bugs: bugs,
+		Partitions: c.Partitions, OpTimeout: dur(c.OpTimeout), DrainTimeout: dur(c.DrainTimeout),
+	}
+}
+
+// Version is garantia's version as the build recorded it: the module
+// version and, when built from a checkout, the VCS revision.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev + modified
+	}
+	return v
+}
+
+// Run runs one test as configured and returns its results and run folder.
+// The error is a harness failure (or, wrapped in a *FlagError, a bad
+// configuration); a history that shows anomalies is not an error, it is
+// results.Valid. The run folder is returned whenever it was created, also
+// with an error, so that the caller can point at what was kept.
+func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir string, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, "", err
+	}
+	progress, out := cfg.Progress, cfg.Out
+	if progress == nil {
+		progress = io.Discard
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	faults, _ := cfg.faults()
+
+	started := time.Now()
+	run, err := histories.NewRun(cfg.Store, cfg.Name(), started)
+	if err != nil {
+		return nil, "", fmt.Errorf("create the run folder: %w", err)
+	}
+	runDir = run.Dir
+	info := TestInfo{
+		Name:            cfg.Name(),
+		Seed:            cfg.Seed,
+		Config:          cfg.json(),
+		GarantiaVersion: Version(),
+		GoVersion:       runtime.Version(),
+		StartTime:       started.UTC(),
+		Args:            os.Args,
+		Workload:        WorkloadInfo{Name: "queue", Topic: queue.DefaultTopic},
+	}
+	if err := writeJSON(run.Path(histories.TestFile), info); err != nil {
+		return nil, runDir, err
+	}
+	fmt.Fprintf(progress, "garantia test %s: seed %d (repeat with --seed %d)\nrun folder: %s\n", info.Name, cfg.Seed, cfg.Seed, runDir)
+
+	hw, err := histories.Create(run.Path(histories.HistoryFile))
+	if err != nil {
+		return nil, runDir, fmt.Errorf("create the history: %w", err)
+	}
+	historyOpen := true
+	defer func() {
+		if historyOpen {
+			if cerr := hw.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close the history: %w", cerr)
+			}
+		}
+	}()
+
+	backend, err := local.New(local.Options{
+		Binary: cfg.BrokerBinary,
+		Nodes:  cfg.Nodes,
+		Dir:    runDir,
+		Fsync:  cfg.Fsync,
+		Bugs:   cfg.Bugs,
+	})
+	if err != nil {
+		return nil, runDir, err
+	}
+	tornDown := false
+	teardown := func() error {
+		if tornDown {
+			return nil
+		}
+		tornDown = true
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+		defer cancel()
+		if err := backend.Teardown(tctx); err != nil {
+			return fmt.Errorf("teardown: %w", err)
+		}
+		return nil
+	}
+	defer func() {
+		if terr := teardown(); terr != nil && err == nil {
+			err = terr
+		}
+	}()
+
+	fmt.Fprintf(progress, "starting %d node(s)...\n", cfg.Nodes)
+	if err := backend.Setup(ctx); err != nil {
+		return nil, runDir, fmt.Errorf("start the nodes: %w", err)
+	}
+	info.Nodes = backend.Nodes()
+	if err := writeJSON(run.Path(histories.TestFile), info); err != nil {
+		return nil, runDir, err
+	}
+
+	var brokers []string
+	names := map[int32]string{}
+	for _, n := range info.Nodes {
+		brokers = append(brokers, n.Addr)
+		names[n.ID] = n.Name
+	}
+	topicConfigs := map[string]string{"min.insync.replicas": strconv.Itoa(cfg.MinInsyncReplicas)}
+	if cfg.UncleanLeaderElection {
+		topicConfigs["unclean.leader.election.enable"] = "true"
+	}
+	// The history's clock starts with the workload: time 0 is the first
+	// operation's moment, not the brokers' startup.
+	rec := histories.NewRecorder(hw, time.Now())
+	wl, err := queue.New(queue.Config{
+		Brokers:           brokers,
+		NodeNames:         names,
+		Partitions:        cfg.Partitions,
+		ReplicationFactor: cfg.ReplicationFactor,
+		TopicConfigs:      topicConfigs,
+		Acks:              cfg.Acks,
+		Concurrency:       cfg.Concurrency,
+		Rate:              cfg.Rate,
+		Seed:              cfg.Seed,
+		OpTimeout:         cfg.OpTimeout,
+		DrainTimeout:      cfg.DrainTimeout,
+	}, rec)
+	if err != nil {
+		return nil, runDir, err
+	}
+	if err := wl.CreateTopic(ctx); err != nil {
+		return nil, runDir, err
+	}
+
+	// The workload, the fault loop and the progress line run together.
+	fl := newFaultLoop(faults, cfg.NemesisInterval, cfg.Seed, backend, rec)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var wg sync.WaitGroup
+	var faultErr error
+	if fl != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			faultErr = fl.run(runCtx, ctx)
+		}()
+	}
+	prog := newProgressLine(progress, cfg.TimeLimit, wl, fl)
+	progDone := make(chan struct{})
+	go func() {
+		defer close(progDone)
+		prog.run(runCtx)
+	}()
+	runErr := wl.Run(ctx, cfg.TimeLimit)
+	stopRun() // ends the fault loop, which heals before returning
+	wg.Wait()
+	<-progDone
+	prog.finish()
+	if runErr != nil {
+		return nil, runDir, fmt.Errorf("workload: %w", runErr)
+	}
+	if faultErr != nil {
+		return nil, runDir, fmt.Errorf("faults: %w", faultErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, runDir, fmt.Errorf("interrupted; the history so far is in %s: %w", runDir, err)
+	}
+
+	fmt.Fprintf(progress, "draining every partition...\n")
+	drainStart := time.Now()
+	if err := wl.Drain(ctx); err != nil {
+		return nil, runDir, fmt.Errorf("final drain: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, runDir, fmt.Errorf("interrupted during the drain; the history so far is in %s: %w", runDir, err)
+	}
+	c := wl.Counts()
+	fmt.Fprintf(progress, "drained in %s; %d ops (%d ok, %d info, %d fail)\n",
+		time.Since(drainStart).Round(time.Millisecond), c.Invoked, c.OK, c.Info, c.Fail)
+
+	if err := teardown(); err != nil {
+		return nil, runDir, err
+	}
+	historyOpen = false
+	if err := hw.Close(); err != nil {
+		return nil, runDir, fmt.Errorf("close the history: %w", err)
+	}
+
+	// Check what is on disk, not what is in memory: the stored history is
+	// the evidence, and `garantia check` must reach the same verdict.
+	historyPath := run.Path(histories.HistoryFile)
+	ops, warnings, err := histories.ReadFile(historyPath)
+	if err != nil {
+		return nil, runDir, fmt.Errorf("read back the history: %w", err)
+	}
+	checkStart := time.Now()
+	results, err = checker.Check(ctx, ops, checker.Options{VisualizeDir: runDir})
+	if err != nil {
+		return nil, runDir, fmt.Errorf("check %s: %w", historyPath, err)
+	}
+	results.Warnings = append(results.Warnings, warnings...)
+	results.Warnings = append(results.Warnings, wl.Warnings()...)
+	if err := results.WriteFile(run.Path(histories.ResultsFile)); err != nil {
+		return nil, runDir, err
+	}
+	fmt.Fprintf(out, "history: %s (%d events; checked in %s)\n", historyPath, len(ops), time.Since(checkStart).Round(time.Millisecond))
+	report.Summary(out, results, summaryExamples)
+	fmt.Fprintf(out, "results: %s\n", run.Path(histories.ResultsFile))
+	return results, runDir, nil
+}
+
+// writeJSON writes v as indented JSON to path, atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	b = append(b, '\n')
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+var errNoNode = errors.New("no node to fault")

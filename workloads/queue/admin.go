@@ -1,0 +1,269 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// topicReadyTimeout bounds how long CreateTopic waits for every partition
+// to have a leader.
+const topicReadyTimeout = 20 * time.Second
+
+func (w *Workload) adminClient() (*kgo.Client, error) {
+	return kgo.NewClient(
+		kgo.SeedBrokers(w.cfg.Brokers...),
+		kgo.ClientID("garantia-admin"),
+		kgo.DialTimeout(time.Second),
+		kgo.RequestTimeoutOverhead(5*time.Second),
+		kgo.RetryTimeout(5*time.Second),
+		kgo.MetadataMinAge(100*time.Millisecond),
+	)
+}
+
+// CreateTopic creates the topic with Partitions partitions and
+// ReplicationFactor replicas, and waits until every partition has a
+// leader. A topic that already exists with the right partition count is
+// accepted.
+func (w *Workload) CreateTopic(ctx context.Context) error {
+	cl, err := w.adminClient()
+	if err != nil {
+		return fmt.Errorf("queue: admin client: %w", err)
+	}
+	defer cl.Close()
+
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = int32(topicReadyTimeout.Milliseconds())
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic = w.cfg.Topic
+	t.NumPartitions = int32(w.cfg.Partitions)
+	t.ReplicationFactor = int16(w.cfg.ReplicationFactor)
+	names := make([]string, 0, len(w.cfg.TopicConfigs))
+	for k := range w.cfg.TopicConfigs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name = k
+		v := w.cfg.TopicConfigs[k]
+		c.Value = &v
+		t.Configs = append(t.Configs, c)
+	}
+	req.Topics = append(req.Topics, t)
+
+	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("queue: create topic %s: %w", w.cfg.Topic, err)
+	}
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("queue: create topic %s: the broker answered for %d topics, want 1", w.cfg.Topic, len(resp.Topics))
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		msg := ""
+		if m := resp.Topics[0].ErrorMessage; m != nil {
+			msg = ": " + *m
+		}
+		return fmt.Errorf("queue: create topic %s (partitions %d, replication factor %d): %w%s",
+			w.cfg.Topic, w.cfg.Partitions, w.cfg.ReplicationFactor, err, msg)
+	}
+
+	// Wait until the metadata lists every partition with a leader.
+	var last error
+	for {
+		last = w.topicReady(ctx, cl)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("queue: topic %s not ready within %s: %w", w.cfg.Topic, topicReadyTimeout, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (w *Workload) topicReady(ctx context.Context, cl *kgo.Client) error {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(w.cfg.Topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != w.cfg.Topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return err
+		}
+		if len(t.Partitions) != w.cfg.Partitions {
+			return fmt.Errorf("the topic has %d partitions, want %d", len(t.Partitions), w.cfg.Partitions)
+		}
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("partition %d: %w", p.Partition, err)
+			}
+			if p.Leader < 0 {
+				return fmt.Errorf("partition %d has no leader", p.Partition)
+			}
+		}
+		return nil
+	}
+	return errors.New("the topic is not in the metadata")
+}
+
+// EndOffsets asks the partition leaders for each partition's end offset
+// (ListOffsets latest: the high watermark, the end of what consumers may
+// read). Partitions that did not answer are missing from the map.
+func (w *Workload) EndOffsets(ctx context.Context) (map[int32]int64, error) {
+	cl, err := w.adminClient()
+	if err != nil {
+		return nil, fmt.Errorf("queue: admin client: %w", err)
+	}
+	defer cl.Close()
+	return w.endOffsets(ctx, cl)
+}
+
+func (w *Workload) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = w.cfg.Topic
+	for p := 0; p < w.cfg.Partitions; p++ {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = int32(p)
+		rp.CurrentLeaderEpoch = -1
+		rp.Timestamp = -1 // latest
+		t.Partitions = append(t.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, t)
+	out := map[int32]int64{}
+	// kgo splits the request per partition leader; a shard that failed
+	// leaves its partitions out, which the caller tolerates.
+	for _, shard := range cl.RequestSharded(ctx, req) {
+		if shard.Err != nil {
+			continue
+		}
+		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
+		for _, rt := range resp.Topics {
+			if rt.Topic != w.cfg.Topic {
+				continue
+			}
+			for _, rp := range rt.Partitions {
+				if rp.ErrorCode == 0 {
+					out[rp.Partition] = rp.Offset
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return out, fmt.Errorf("queue: list offsets of %s: no partition answered", w.cfg.Topic)
+	}
+	return out, nil
+}
+
+// Drain is the final read: for every partition, a fresh process with a
+// fresh consumer assigns that one key and polls from the log's start until
+// it has read up to the partition's end offset (asked once, now: call
+// Drain after every fault has healed). Everything is recorded as ordinary
+// assign and poll operations. A consumer whose poll ends info is replaced
+// by a fresh process that starts over. Drain stops at DrainTimeout, or
+// after a run of empty polls (the end offset is never reached when the
+// log lost records below it), and returns an error only if the history
+// could not be written.
+func (w *Workload) Drain(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.DrainTimeout)
+	defer cancel()
+
+	var ends map[int32]int64
+	for {
+		var err error
+		ends, err = w.EndOffsets(ctx)
+		if err == nil && len(ends) == w.cfg.Partitions {
+			break
+		}
+		if ctx.Err() != nil {
+			break // drain what we can, with unknown ends
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, w.cfg.Partitions)
+	for p := 0; p < w.cfg.Partitions; p++ {
+		end, ok := ends[int32(p)]
+		if !ok {
+			end = -1
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = w.drainPartition(ctx, int32(p), end)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// drainEmptyPolls is how many empty polls in a row end a partition's drain
+// before its end offset: the records below it are gone.
+const drainEmptyPolls = 10
+
+// drainPollTimeout bounds each drain poll; Jepsen's final polls wait 1s.
+const drainPollTimeout = 500 * time.Millisecond
+
+func (w *Workload) drainPartition(ctx context.Context, p int32, end int64) error {
+	wk := &worker{w: w, process: w.nextProcess.Add(1) - 1, drainer: true, next: map[int32]int64{}}
+	defer wk.close()
+	for ctx.Err() == nil {
+		done, err := wk.drain(ctx, p, end)
+		if err != nil || done {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain reads p with the worker's current process; done reports that the
+// partition needs no more draining (false: a poll ended info, the worker
+// now runs a fresh process, which must assign and start over).
+func (wk *worker) drain(ctx context.Context, p int32, end int64) (done bool, err error) {
+	if err := wk.assign(ctx, []int32{p}); err != nil {
+		return true, err
+	}
+	empty := 0
+	for ctx.Err() == nil {
+		pos := wk.next[p] // 0 before the first record
+		if end >= 0 && pos >= end {
+			return true, nil
+		}
+		process := wk.process
+		if err := wk.poll(ctx, drainPollTimeout); err != nil {
+			return true, err
+		}
+		if wk.process != process {
+			return false, nil
+		}
+		if wk.next[p] > pos {
+			empty = 0
+		} else if empty++; empty >= drainEmptyPolls {
+			return true, nil
+		}
+	}
+	return true, nil
+}

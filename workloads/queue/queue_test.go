@@ -1,0 +1,252 @@
+package queue
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/garantia/garantia/db"
+	"github.com/garantia/garantia/db/local"
+	"github.com/garantia/garantia/db/local/buildtest"
+	"github.com/garantia/garantia/histories"
+)
+
+func TestMain(m *testing.M) { buildtest.Main(m) }
+
+// node starts one broker for the test and tears it down afterwards.
+func node(t testing.TB) (*local.DB, db.Node) {
+	t.Helper()
+	d, err := local.New(local.Options{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Teardown(context.Background()) })
+	if err := d.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return d, d.Nodes()[0]
+}
+
+// recorder opens a history in a temporary folder.
+func recorder(t testing.TB) (*histories.Recorder, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), histories.HistoryFile)
+	w, err := histories.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() }) // a no-op error after the test's own Close
+	return histories.NewRecorder(w, time.Now()), path
+}
+
+func newWorkload(t testing.TB, n db.Node, acks string, rec *histories.Recorder) *Workload {
+	t.Helper()
+	w, err := New(Config{
+		Brokers:           []string{n.Addr},
+		NodeNames:         map[int32]string{n.ID: n.Name},
+		Partitions:        3,
+		ReplicationFactor: 1,
+		Acks:              acks,
+		Concurrency:       4,
+		Seed:              1,
+		DrainTimeout:      10 * time.Second,
+	}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CreateTopic(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestRunAndDrain runs the workload against a healthy node for each acks
+// setting and checks the history's shape: every op completes, every
+// acknowledged value is read back at its offset, acks=0 gives no offsets.
+func TestRunAndDrain(t *testing.T) {
+	for _, acks := range []string{"0", "1", "all"} {
+		t.Run("acks="+acks, func(t *testing.T) {
+			_, n := node(t)
+			rec, path := recorder(t)
+			w := newWorkload(t, n, acks, rec)
+			if err := w.Run(context.Background(), 700*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Drain(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ops, _, err := histories.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkHistory(t, ops, acks)
+		})
+	}
+}
+
+func checkHistory(t *testing.T, ops []histories.Op, acks string) {
+	t.Helper()
+	type kv struct {
+		key   string
+		value int64
+	}
+	sent := map[kv]int64{}      // acknowledged value -> offset
+	read := map[kv]int64{}      // value read -> offset
+	open := map[int64]bool{}    // processes with an op in flight
+	retired := map[int64]bool{} // processes that ended info
+	c := map[string]map[histories.Type]int{}
+	for _, op := range ops {
+		if op.Process == histories.NemesisProcess {
+			continue
+		}
+		if retired[op.Process] {
+			t.Fatalf("op %d: process %d was retired after an info op, yet runs again", op.Index, op.Process)
+		}
+		if c[op.F] == nil {
+			c[op.F] = map[histories.Type]int{}
+		}
+		c[op.F][op.Type]++
+		if op.Type == histories.Invoke {
+			if open[op.Process] {
+				t.Fatalf("op %d: process %d invokes with an op in flight", op.Index, op.Process)
+			}
+			open[op.Process] = true
+			continue
+		}
+		if !open[op.Process] {
+			t.Fatalf("op %d: process %d completes nothing", op.Index, op.Process)
+		}
+		open[op.Process] = false
+		if op.Type == histories.Info {
+			retired[op.Process] = true
+		}
+		if op.Type != histories.OK {
+			t.Logf("op %d: %s %s: %s", op.Index, op.Type, op.F, op.Error)
+			continue
+		}
+		if op.Node != "n1" && op.F == histories.FSend {
+			t.Errorf("op %d: ok send names node %q, want n1", op.Index, op.Node)
+		}
+		for _, m := range op.Value.Mops {
+			switch m.F {
+			case histories.MopSend:
+				if acks == "0" && m.Offset != histories.OffsetUnknown {
+					t.Errorf("op %d: acks=0 send has offset %d, want unknown", op.Index, m.Offset)
+				}
+				if acks != "0" && m.Offset < 0 {
+					t.Errorf("op %d: acknowledged send has no offset", op.Index)
+				}
+				sent[kv{m.Key, m.Value}] = m.Offset
+			case histories.MopPoll:
+				for key, recs := range m.Polls {
+					for _, r := range recs {
+						read[kv{key, r.Value}] = r.Offset
+					}
+				}
+			}
+		}
+	}
+	for p, o := range open {
+		if o {
+			t.Errorf("process %d has an op that never completed", p)
+		}
+	}
+	if c[histories.FSend][histories.OK] == 0 || c[histories.FPoll][histories.OK] == 0 || c[histories.FAssign][histories.OK] == 0 {
+		t.Fatalf("history lacks ok sends, polls or assigns: %v", c)
+	}
+	for k, off := range sent {
+		got, ok := read[k]
+		switch {
+		case !ok:
+			t.Errorf("acknowledged value %d of key %s was never read (the drain reads everything)", k.value, k.key)
+		case off >= 0 && got != off:
+			t.Errorf("value %d of key %s: sent at offset %d, read at %d", k.value, k.key, off, got)
+		}
+	}
+}
+
+// TestKilledNode: with the node dead, sends complete fail (nothing was
+// written) and the workload keeps going; after a restart it recovers.
+func TestKilledNode(t *testing.T) {
+	d, n := node(t)
+	rec, path := recorder(t)
+	w := newWorkload(t, n, "all", rec)
+	if err := d.Kill(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := w.Run(context.Background(), 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*DefaultOpTimeout {
+		t.Errorf("a run of 500ms against a dead node took %s: ops are not bounded", took)
+	}
+	if err := d.Start(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ops, _, err := histories.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fails, oks := 0, 0
+	for _, op := range ops {
+		if op.F != histories.FSend {
+			continue
+		}
+		switch op.Type {
+		case histories.Fail:
+			fails++
+		case histories.OK:
+			oks++
+		case histories.Info:
+			t.Errorf("op %d: send to a dead node is info (%s), want fail: nothing was written", op.Index, op.Error)
+		}
+	}
+	if fails == 0 || oks != 0 {
+		t.Errorf("sends to a dead node: %d fail, %d ok; want only fails", fails, oks)
+	}
+}
+
+// BenchmarkThroughput measures recorded operations per second against one
+// local node, concurrency 10, no rate limit, for acks=1 and acks=all.
+// Run: go test ./workloads/queue -run '^$' -bench Throughput -benchtime 1x
+func BenchmarkThroughput(b *testing.B) {
+	for _, acks := range []string{"1", "all"} {
+		b.Run("acks="+acks, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				_, n := node(b)
+				rec, _ := recorder(b)
+				w, err := New(Config{
+					Brokers: []string{n.Addr}, Partitions: 4, ReplicationFactor: 1,
+					Acks: acks, Concurrency: 10, Seed: int64(i),
+				}, rec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := w.CreateTopic(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				const limit = 5 * time.Second
+				start := time.Now()
+				if err := w.Run(context.Background(), limit); err != nil {
+					b.Fatal(err)
+				}
+				took := time.Since(start)
+				c := w.Counts()
+				b.ReportMetric(float64(c.OK+c.Info+c.Fail)/took.Seconds(), "ops/s")
+				b.ReportMetric(float64(c.Info+c.Fail), "failed-ops")
+				_ = rec.Close()
+			}
+		})
+	}
+}
