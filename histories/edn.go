@@ -45,10 +45,6 @@ type ednNode struct {
 	line  int // where the form starts, 1-based
 }
 
-// isSeq reports whether n is a list or a vector: Clojure prints both where
-// a history has sequences, and treats them alike.
-func (n *ednNode) isSeq() bool { return n.kind == ednList || n.kind == ednVector }
-
 // errEDNEOF marks an error caused by the input ending inside a form, which
 // is what a truncated last line looks like.
 var errEDNEOF = errors.New("unexpected end of input")

@@ -18,12 +18,11 @@ const maxDepth = 1000
 // holding a million copies of "send" and "3"; the cap keeps a history with
 // unique strings (say, error messages) from growing the table forever.
 const (
-	internMax      = 1 << 14
-	internLenMax   = 64
-	slabMops       = 4096
-	slabRecords    = 8192
-	snippetLenMax  = 40
-	rawValueLenMax = 1 << 30
+	internMax     = 1 << 14
+	internLenMax  = 64
+	slabMops      = 4096
+	slabRecords   = 8192
+	snippetLenMax = 40
 )
 
 // decoder parses history lines. It is a small hand-written JSON scanner for
@@ -265,9 +264,6 @@ func (d *decoder) resolveValue(op *Op, span []byte, mopsDone bool, mopErr error)
 			op.Value.Keys = keys
 			return nil
 		}
-	}
-	if len(span) > rawValueLenMax {
-		return fmt.Errorf("value of %d bytes is longer than the %d-byte limit", len(span), rawValueLenMax)
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(span))

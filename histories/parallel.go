@@ -23,12 +23,11 @@ type pblock struct {
 
 // presult is what a worker made of a block.
 type presult struct {
-	seq          int
-	ops          []Op
-	firstOpLine  int    // the line of ops[0]
-	warning      string // a truncated last line was skipped
-	err          error  // the first bad line; the block's later lines are ignored
-	recycledOpsN int
+	seq         int
+	ops         []Op
+	firstOpLine int    // the line of ops[0]
+	warning     string // a truncated last line was skipped
+	err         error  // the first bad line; the block's later lines are ignored
 }
 
 // readParallel decodes a history with workers goroutines: one reads blocks
