@@ -38,6 +38,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	linearTimeout := fs.Duration("linear-timeout", 0, "bound on the linearizability search (0: its default); when it runs out that verdict is unknown")
 	noLinear := fs.Bool("no-linear", false, "skip the linearizability analysis")
 	quiet := fs.Bool("quiet", false, "print only the verdict line")
+	defer addJUnitFlags(fs, stderr).write() // --junit FILE, --junit-unknown: written from results.json on return
 	// Usage is printed by us: to stdout for --help, and as a hint on stderr
 	// after a bad flag (pflag would otherwise print it a second time).
 	fs.Usage = func() {}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/garantia/garantia/checker"
+	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/report"
+)
+
+func init() {
+	register(command{
+		name:    "report",
+		summary: "(re)build the HTML report of a run folder or history file",
+		run:     runReport,
+	})
+}
+
+func runReport(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("report", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	maxOps := fs.Int("max-ops", report.DefaultMaxOps, "operations embedded in the report's table (the rest is linked)")
+	maxKeys := fs.Int("max-keys", report.DefaultMaxKeys, "keys that get a picture of their log")
+	linearTimeout := fs.Duration("linear-timeout", 0, "bound on the linearizability search when the checkers must run again (0: its default)")
+	quiet := fs.Bool("quiet", false, "print only the report's path")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			reportUsage(stdout, fs)
+			return 0
+		}
+		fmt.Fprintf(stderr, "garantia report: %v\nRun 'garantia report --help' for usage.\n", err)
+		return verdict.ExitBadArguments
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "garantia report: want exactly one PATH (a run folder or a history file), got %d arguments\n", fs.NArg())
+		return verdict.ExitBadArguments
+	}
+	if *maxOps < 1 || *maxKeys < 1 {
+		fmt.Fprintf(stderr, "garantia report: --max-ops and --max-keys: want 1 or more, got %d and %d\n", *maxOps, *maxKeys)
+		return verdict.ExitBadArguments
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	started := time.Now()
+	run, err := report.Open(ctx, fs.Arg(0), report.OpenOptions{Check: checker.Options{LinearTimeout: *linearTimeout}})
+	if err != nil {
+		fmt.Fprintf(stderr, "garantia report: %v\n", err)
+		if errors.Is(err, report.ErrInput) {
+			return verdict.ExitBadArguments
+		}
+		return verdict.ExitInternal
+	}
+	loaded := time.Since(started)
+	path, err := run.WriteFile(report.Options{MaxOps: *maxOps, MaxKeys: *maxKeys})
+	if err != nil {
+		fmt.Fprintf(stderr, "garantia report: %v\n", err)
+		return verdict.ExitInternal
+	}
+	if !*quiet {
+		for _, n := range run.Notes {
+			fmt.Fprintf(stderr, "garantia report: note: %s\n", n)
+		}
+		size := int64(0)
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+		fmt.Fprintf(stderr, "garantia report: %d events, verdict %s; history read (and checked, when needed) in %s, report built in %s, %.1f MB\n",
+			len(run.Ops), run.Results.Valid, loaded.Round(time.Millisecond),
+			(time.Since(started) - loaded).Round(time.Millisecond), float64(size)/1e6)
+	}
+	fmt.Fprintln(stdout, path)
+	return 0
+}
+
+func reportUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintln(w, `Usage: garantia report [flags] PATH
+
+Builds report.html, a self-contained page (no network needed to open it), for
+a run: the verdict and configuration; each anomaly with its examples linked
+to the operations; for every key with lost, duplicated or inconsistent
+writes a picture of its log (which value each poll and ack saw at each
+offset, over time) and tables of the offsets around each problem; latency
+and throughput over time with every fault shaded; porcupine's visualization
+of each key that is not linearizable.
+
+PATH is a run folder, a history file (.jsonl or Jepsen .edn), or a store
+folder whose "latest" link points at a run. The report is written into the
+run folder (or beside the history) and its path printed. results.json and
+test.json are read from there; when results.json is missing or stale the
+checkers run again (results.json is not rewritten).
+
+Exit codes: 0 the report was written, 254 bad arguments, no history at PATH
+or a malformed history, 255 internal failure.
+
+Flags:`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// junitHook adds --junit and --junit-unknown to a command's flags and,
+// when the command returns, writes the JUnit XML of the results.json it
+// wrote. It lets `garantia check` gain the flags with one line:
+//
+//	defer addJUnitFlags(fs, stderr).write()
+//
+// (the receiver is evaluated at the defer, so the flags exist before
+// Parse; write runs last). The results are read back from disk: the hook
+// sees only the flags. A results.json older than the command's start is
+// not this run's: the JUnit file then holds one error test case, so that CI
+// shows the failure rather than a missing file. A failure to write the
+// JUnit file is printed; it cannot change the command's exit code.
+type junitHook struct {
+	fs      *pflag.FlagSet
+	stderr  io.Writer
+	path    *string
+	unknown *unknownMode
+	started time.Time
+}
+
+func addJUnitFlags(fs *pflag.FlagSet, stderr io.Writer) *junitHook {
+	h := &junitHook{fs: fs, stderr: stderr, unknown: &unknownMode{report.UnknownAsError}, started: time.Now()}
+	h.path = fs.String("junit", "", "also write the results as JUnit XML to `FILE` (one test case per checker), for CI")
+	fs.Var(h.unknown, "junit-unknown", "how an unknown verdict appears in the JUnit XML: error (CI fails) or skipped")
+	return h
+}
+
+func (h *junitHook) write() {
+	if !h.fs.Parsed() || *h.path == "" || h.fs.NArg() != 1 {
+		return
+	}
+	historyPath, err := histories.ResolveHistory(h.fs.Arg(0))
+	suite := h.fs.Arg(0)
+	resultsPath := ""
+	if err == nil {
+		resultsPath = filepath.Join(filepath.Dir(historyPath), histories.ResultsFile)
+		suite = suiteName(filepath.Dir(historyPath), historyPath)
+	}
+	if out := h.fs.Lookup("out"); out != nil && out.Value.String() != "" {
+		resultsPath = out.Value.String()
+	}
+	var results *checker.Results
+	if fi, statErr := os.Stat(resultsPath); resultsPath != "" && statErr == nil && !fi.ModTime().Before(h.started.Truncate(time.Second)) {
+		if b, rerr := os.ReadFile(resultsPath); rerr == nil {
+			var r checker.Results
+			if json.Unmarshal(b, &r) == nil && r.Queue != nil && r.Stats != nil {
+				results = &r
+			}
+		}
+	}
+	if results == nil {
+		err = report.WriteJUnitError(*h.path, suite, "garantia check did not produce results (see its output)")
+	} else {
+		var sum bytes.Buffer
+		report.Summary(&sum, results, 3)
+		err = report.WriteJUnitWith(*h.path, results, suite, report.JUnitOptions{Unknown: h.unknown.mode, Summary: sum.String()})
+	}
+	if err != nil {
+		fmt.Fprintf(h.stderr, "garantia: --junit: %v\n", err)
+	}
+}
+
+// suiteName names a run's JUnit suite: its test's name from test.json,
+// else the history's path.
+func suiteName(dir, historyPath string) string {
+	var t struct {
+		Name string `json:"name"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, histories.TestFile)); err == nil && json.Unmarshal(b, &t) == nil && t.Name != "" {
+		return t.Name
+	}
+	return historyPath
+}
+
+// unknownMode is --junit-unknown, checked when the flags are parsed.
+type unknownMode struct{ mode string }
+
+func (u *unknownMode) String() string { return u.mode }
+func (u *unknownMode) Type() string   { return "error|skipped" }
+func (u *unknownMode) Set(s string) error {
+	if s != report.UnknownAsError && s != report.UnknownAsSkipped {
+		return fmt.Errorf("want %s or %s, got %q", report.UnknownAsError, report.UnknownAsSkipped, s)
+	}
+	u.mode = s
+	return nil
+}

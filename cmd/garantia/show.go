@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/garantia/garantia/checker"
+	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/report"
+)
+
+func init() {
+	register(command{
+		name:    "show",
+		summary: "print the summary of a stored run (default: the store's latest)",
+		run:     runShow,
+	})
+}
+
+func runShow(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("show", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	examples := fs.Int("examples", 3, "examples printed per anomaly")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			showUsage(stdout, fs)
+			return 0
+		}
+		fmt.Fprintf(stderr, "garantia show: %v\nRun 'garantia show --help' for usage.\n", err)
+		return verdict.ExitBadArguments
+	}
+	path := "store"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		path = fs.Arg(0)
+	default:
+		fmt.Fprintf(stderr, "garantia show: want at most one PATH, got %d arguments\n", fs.NArg())
+		return verdict.ExitBadArguments
+	}
+	if *examples < 0 {
+		fmt.Fprintf(stderr, "garantia show: --examples: want 0 or more, got %d\n", *examples)
+		return verdict.ExitBadArguments
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	st, err := report.LoadStored(ctx, path, checker.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "garantia show: %v\n", err)
+		if errors.Is(err, report.ErrInput) {
+			return verdict.ExitBadArguments
+		}
+		return verdict.ExitInternal
+	}
+	fmt.Fprintf(stdout, "run: %s\n", st.Dir)
+	if st.Test != nil {
+		var t struct {
+			Name      string `json:"name"`
+			Seed      *int64 `json:"seed"`
+			StartTime string `json:"start-time"`
+			Version   string `json:"garantia-version"`
+		}
+		if json.Unmarshal(st.Test, &t) == nil {
+			line := "test: " + t.Name
+			if t.StartTime != "" {
+				line += ", started " + t.StartTime
+			}
+			if t.Seed != nil {
+				line += fmt.Sprintf(", seed %d", *t.Seed)
+			}
+			if t.Version != "" {
+				line += ", garantia " + t.Version
+			}
+			fmt.Fprintln(stdout, line)
+		}
+		if c := report.ConfigSummary(st.Test); c != "" {
+			fmt.Fprintf(stdout, "config: %s\n", c)
+		}
+	}
+	if st.Note != "" {
+		fmt.Fprintf(stdout, "note: %s\n", st.Note)
+	}
+	report.Summary(stdout, st.Results, *examples)
+	fmt.Fprintf(stdout, "history: %s\n", st.HistoryPath)
+	if st.ResultsPath != "" {
+		fmt.Fprintf(stdout, "results: %s\n", st.ResultsPath)
+	}
+	rp := filepath.Join(st.Dir, report.FileName)
+	if _, err := os.Stat(rp); err == nil {
+		fmt.Fprintf(stdout, "report: %s\n", rp)
+	} else {
+		fmt.Fprintf(stdout, "report: none yet (garantia report %s builds it)\n", st.Dir)
+	}
+	return st.Results.Valid.ExitCode()
+}
+
+func showUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage: garantia show [flags] [PATH]
+
+Prints the summary of a stored run: its test, configuration and seed, the
+verdict, the counts that matter for durability, each anomaly with its first
+examples, and where its files are. PATH is a run folder, one of its files, a
+history file, or a store folder (its %q run); the default is the
+store folder "store". results.json is read as stored; when it is missing or older than
+the history, the history is checked now (nothing is written).
+
+Exit codes: 0 valid, 1 invalid, 2 unknown (the run's verdict), 254 bad
+arguments or no run at PATH, 255 internal failure.
+
+Flags:
+`, histories.LatestLink)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}

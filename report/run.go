@@ -1,0 +1,329 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/garantia/garantia/checker"
+	"github.com/garantia/garantia/checker/linear"
+	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/histories"
+)
+
+// FileName is the report's name in a run folder (or beside a history).
+const FileName = "report.html"
+
+// ErrInput marks errors about what the user pointed at (no such path, no
+// history there, a malformed history): `garantia report` exits 254 on
+// them, 255 on anything else. Test with errors.Is.
+var ErrInput = errors.New("bad input")
+
+// inputError wraps err so that errors.Is(err, ErrInput) holds while the
+// message stays err's own.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string   { return e.err.Error() }
+func (e *inputError) Unwrap() []error { return []error{ErrInput, e.err} }
+
+func badInput(err error) error { return &inputError{err} }
+
+// Run is everything a report is made of: one history, the checkers'
+// results for it and, when the run folder has one, its test.json.
+type Run struct {
+	// Dir is the folder the report is written to: the run folder, or the
+	// folder of a history file given on its own.
+	Dir string
+	// HistoryPath is the history file.
+	HistoryPath string
+	// Ops is the whole history.
+	Ops []histories.Op
+	// Results are the checkers' results for Ops.
+	Results *checker.Results
+	// Test is test.json as stored (nil when the folder has none). The
+	// report reads it generically, since its shape belongs to the runner.
+	Test json.RawMessage
+	// Notes say how the report's inputs were found: a results.json that
+	// was missing or stale and re-checked, visualizations redrawn. They are
+	// shown at the top of the report.
+	Notes []string
+}
+
+// OpenOptions configure Open.
+type OpenOptions struct {
+	// Check configures the checker when results.json is missing or stale.
+	// VisualizeDir is always the run's Dir.
+	Check checker.Options
+}
+
+// Open gathers a run for a report from path, which is anything `garantia
+// check` takes: a history file, a run folder, or a store folder whose
+// latest link points at a run. It reads results.json and test.json from the
+// history's folder. When results.json is missing, older than the history,
+// or about a different history (its op count differs), the checkers run
+// again; porcupine's visualizations of non-linearizable keys are redrawn
+// into the folder when they are missing. Errors about path or the history
+// itself wrap ErrInput.
+func Open(ctx context.Context, path string, opts OpenOptions) (*Run, error) {
+	historyPath, err := histories.ResolveHistory(path)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	hfi, err := os.Stat(historyPath)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("report: %w", err))
+	}
+	ops, warnings, err := histories.Load(historyPath)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("report: %w", err))
+	}
+	historyPath = realPath(historyPath)
+	dir := filepath.Dir(historyPath)
+	run := &Run{Dir: dir, HistoryPath: historyPath, Ops: ops}
+	if run.Test, err = readOptional(filepath.Join(dir, histories.TestFile)); err != nil {
+		return nil, err
+	}
+	if run.Test != nil && !json.Valid(run.Test) {
+		run.Notes = append(run.Notes, fmt.Sprintf("%s is not valid JSON; the configuration is not shown", filepath.Join(dir, histories.TestFile)))
+		run.Test = nil
+	}
+
+	resultsPath := filepath.Join(dir, histories.ResultsFile)
+	results, why, err := readResults(resultsPath, hfi.ModTime(), len(ops))
+	if err != nil {
+		return nil, err
+	}
+	if results == nil {
+		copts := opts.Check
+		copts.VisualizeDir = dir
+		if results, err = checker.Check(ctx, ops, copts); err != nil {
+			return nil, fmt.Errorf("report: checking %s: %w", historyPath, err)
+		}
+		results.Warnings = append(results.Warnings, warnings...)
+		run.Notes = append(run.Notes, why+"; the checkers ran again for this report (results.json was not rewritten: run garantia check to save them)")
+	}
+	run.Results = results
+	if err := run.ensureVisualizations(ctx, opts.Check.LinearTimeout); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// New makes a Run from a history and its results already in memory, as
+// the test runner has them at the end of a run; test.json is read from dir
+// when it is there.
+func New(dir, historyPath string, ops []histories.Op, results *checker.Results) (*Run, error) {
+	if results == nil {
+		return nil, errors.New("report: no results")
+	}
+	run := &Run{Dir: dir, HistoryPath: historyPath, Ops: ops, Results: results}
+	var err error
+	if run.Test, err = readOptional(filepath.Join(dir, histories.TestFile)); err != nil {
+		return nil, err
+	}
+	if run.Test != nil && !json.Valid(run.Test) {
+		run.Test = nil
+	}
+	return run, nil
+}
+
+// realPath resolves the symlinks in p (store/latest moves with every run,
+// the folder it points at does not), or returns p as it is when they do
+// not resolve.
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+// readOptional returns the file's content, or nil when it does not exist.
+func readOptional(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	return b, nil
+}
+
+// readResults reads results.json when it belongs to the history: it exists,
+// is not older than the history, parses, and counts nOps events (unless
+// nOps < 0). Otherwise it returns nil and why not.
+func readResults(path string, historyTime time.Time, nOps int) (*checker.Results, string, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Sprintf("%s is missing", path), nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("report: %w", err)
+	}
+	if fi.ModTime().Before(historyTime) {
+		return nil, fmt.Sprintf("%s is older than the history", path), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("report: %w", err)
+	}
+	var r checker.Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Sprintf("%s does not parse (%v)", path, err), nil
+	}
+	if r.Queue == nil || r.Stats == nil {
+		return nil, fmt.Sprintf("%s has no queue or stats section", path), nil
+	}
+	if nOps >= 0 && r.Stats.Ops != nOps {
+		return nil, fmt.Sprintf("%s is about a history of %d events, this one has %d", path, r.Stats.Ops, nOps), nil
+	}
+	return &r, "", nil
+}
+
+// visualizationPath finds porcupine's HTML for a key: the file named in
+// the results, looked for in the run's folder first (the results may name
+// it relative to wherever the checker ran), then as named.
+func (r *Run) visualizationPath(kr *linear.KeyResult) string {
+	if kr == nil || kr.Visualization == "" {
+		return ""
+	}
+	for _, p := range []string{filepath.Join(r.Dir, filepath.Base(kr.Visualization)), kr.Visualization} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+}
+
+// ensureVisualizations redraws porcupine's visualizations when a
+// non-linearizable key has none on disk (results.json came from a checker
+// run without them, or the files were removed). That needs the
+// linearizability check again; its verdicts must match the stored ones.
+func (r *Run) ensureVisualizations(ctx context.Context, timeout time.Duration) error {
+	lr := r.Results.Linear
+	if lr == nil {
+		return nil
+	}
+	missing := false
+	for _, kr := range lr.Keys {
+		if kr.Valid == verdict.Invalid && r.visualizationPath(kr) == "" {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	again, err := linear.Check(ctx, r.Ops, linear.Options{Timeout: timeout, VisualizeDir: r.Dir})
+	if err != nil && again == nil {
+		return fmt.Errorf("report: redrawing porcupine's visualizations: %w", err)
+	}
+	var redrawn []string
+	for key, kr := range lr.Keys {
+		if kr.Valid != verdict.Invalid || r.visualizationPath(kr) != "" {
+			continue
+		}
+		if k2 := again.Keys[key]; k2 != nil && k2.Visualization != "" {
+			kr.Visualization = k2.Visualization
+			redrawn = append(redrawn, key)
+		}
+	}
+	if len(redrawn) > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("porcupine's visualization was missing for key(s) %s and was redrawn into %s",
+			strings.Join(quoteAll(redrawn), ", "), r.Dir))
+	}
+	if err != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("redrawing visualizations: %v", err))
+	}
+	return nil
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+// WriteFile writes the run's report to Dir/report.html, atomically (a
+// temporary file renamed into place), and returns its path.
+func (r *Run) WriteFile(opts Options) (string, error) {
+	path := filepath.Join(r.Dir, FileName)
+	var buf bytes.Buffer
+	if err := r.WriteHTML(&buf, opts); err != nil {
+		return "", err
+	}
+	if err := writeAtomic(path, buf.Bytes()); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// Stored is what a run folder holds about its results, read without
+// re-reading the history when results.json is there: what `garantia
+// show` prints.
+type Stored struct {
+	Dir         string
+	HistoryPath string
+	// ResultsPath is results.json, or "" when the results were computed
+	// now (it was missing or older than the history).
+	ResultsPath string
+	Results     *checker.Results
+	// Test is test.json, nil when absent.
+	Test json.RawMessage
+	// Note says when the results were computed now, and why.
+	Note string
+}
+
+// LoadStored finds the run that path stands for (as Open does; a path to
+// one of a run's files stands for its folder) and reads its results.json.
+// When that is missing or older than the history it checks the history
+// now, with copts, writing nothing. Errors about path or the history wrap
+// ErrInput.
+func LoadStored(ctx context.Context, path string, copts checker.Options) (*Stored, error) {
+	switch filepath.Base(path) {
+	case histories.ResultsFile, histories.TestFile, FileName:
+		path = filepath.Dir(path)
+	}
+	historyPath, err := histories.ResolveHistory(path)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	hfi, err := os.Stat(historyPath)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("report: %w", err))
+	}
+	historyPath = realPath(historyPath)
+	dir := filepath.Dir(historyPath)
+	s := &Stored{Dir: dir, HistoryPath: historyPath}
+	if s.Test, err = readOptional(filepath.Join(dir, histories.TestFile)); err != nil {
+		return nil, err
+	}
+	resultsPath := filepath.Join(dir, histories.ResultsFile)
+	// -1 skips the op-count comparison: counting needs the history read.
+	results, why, err := readResults(resultsPath, hfi.ModTime(), -1)
+	if err != nil {
+		return nil, err
+	}
+	if results != nil {
+		s.ResultsPath, s.Results = resultsPath, results
+		return s, nil
+	}
+	ops, warnings, err := histories.Load(historyPath)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("report: %w", err))
+	}
+	if s.Results, err = checker.Check(ctx, ops, copts); err != nil {
+		return nil, fmt.Errorf("report: checking %s: %w", historyPath, err)
+	}
+	s.Results.Warnings = append(s.Results.Warnings, warnings...)
+	s.Note = why + "; checked the history now (nothing written: garantia check PATH saves results.json)"
+	return s, nil
+}
