@@ -13,10 +13,15 @@ type Node struct {
 	ID int32 `json:"id"`
 	// Name is the node's name in histories and logs: "n1" for ID 1.
 	Name string `json:"name"`
-	// Addr is the host:port a client dials to reach the node. With the
-	// proxies of the nemesis issue this will be the proxy's address, not
-	// the broker's own listener.
+	// Addr is the host:port a client dials to reach the node: the
+	// broker's own Kafka listener. Clients are never partitioned from
+	// nodes (Jepsen's model: the network between the nodes fails, every
+	// client reaches every node), so no proxy stands in between; only the
+	// links between nodes go through the backend's fault machinery.
 	Addr string `json:"addr"`
+	// Controller is the host:port of the node's controller listener (Raft
+	// and controller RPCs) in cluster mode; "" otherwise.
+	Controller string `json:"controller,omitempty"`
 }
 
 // NameOf is the conventional name of the node with broker id id: "n1" for 1.
@@ -62,17 +67,51 @@ type DB interface {
 	LogFiles() map[string]string
 }
 
-// Partitioner is the place for network faults: a backend that can cut
-// links between nodes (and between clients and nodes) implements it in
-// addition to DB. It arrives with the proxies of the nemesis issue; the
-// nemesis finds it with a type assertion and refuses partition faults on a
-// backend without it.
+// Partitioner is implemented by backends that can cut the links between
+// nodes. The nemesis finds it with a type assertion and refuses partition
+// faults on a backend without it.
+//
+// A cut models a packet drop, as Jepsen's iptables DROP rules do, not a
+// refused connection: bytes already in flight and bytes sent later on
+// established connections stop being delivered, and new connections get
+// no answer. Clients are never cut off (see Node.Addr).
 type Partitioner interface {
-	// Partition drops all traffic from each node in the map's keys to
-	// every node in its value (one direction; list both for a full cut).
+	// Partition cuts, for each node named by a key of drops, the traffic
+	// it sends to every node in the key's value: one direction per entry
+	// (list both for a full cut). Cuts add up: a second Partition cuts
+	// more links, and Heal ends them all.
 	Partition(ctx context.Context, drops map[string][]string) error
-	// Heal restores every link.
+	// Heal restores every link Partition cut. Packet faults
+	// ([PacketShaper]) stay.
 	Heal(ctx context.Context) error
+}
+
+// Packet is a packet fault on a link: what the traffic from one node to
+// another suffers while it is in force.
+type Packet struct {
+	// Delay is added to the delivery of every byte; Jitter varies it by up
+	// to that much either way.
+	Delay  time.Duration `json:"delay,omitempty"`
+	Jitter time.Duration `json:"jitter,omitempty"`
+	// Loss is the probability, 0 to 1, that a packet is lost. On a TCP
+	// link a lost packet is retransmitted, so to the applications a loss
+	// is a stall of the stream, never a hole in it; each backend says how
+	// it models that.
+	Loss float64 `json:"loss,omitempty"`
+}
+
+// IsZero reports whether p does nothing.
+func (p Packet) IsZero() bool { return p.Delay == 0 && p.Jitter == 0 && p.Loss == 0 }
+
+// PacketShaper is implemented by backends that can delay and lose packets
+// on the links between nodes (the nemesis's packet faults).
+type PacketShaper interface {
+	// Shape applies p to the traffic each key of links sends to every node
+	// in its value (one direction per entry, as Partition), replacing the
+	// links' earlier packet fault.
+	Shape(ctx context.Context, links map[string][]string, p Packet) error
+	// Unshape ends every packet fault. Partitions stay.
+	Unshape(ctx context.Context) error
 }
 
 // Errors every backend returns (wrapped, with the node's name).

@@ -14,7 +14,12 @@
 //     root.
 //   - docker: one container per node (a later issue).
 //
-// Network faults (cutting the links between nodes) come with the proxies
-// of the nemesis issue; a backend that can cut links will also implement
-// [Partitioner]. No backend does yet.
+// Network faults: a backend that can cut the links between nodes also
+// implements [Partitioner], and one that can delay or lose their packets
+// [PacketShaper]. Links are directed (the traffic node A sends to node B),
+// and only links between nodes fail: clients reach every node directly,
+// as in Jepsen, where a partition splits the cluster and the clients see
+// whichever side they talk to. The local backend does both with in-process
+// proxies (package db/proxy), the docker backend with iptables rules in
+// each container's network namespace.
 package db

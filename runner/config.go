@@ -6,13 +6,19 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/garantia/garantia/nemesis"
 )
 
 // ClusterReady says whether the broker forms a multi-node, replicating
 // cluster. Until the cluster issue lands it does not: independent brokers
 // would each claim every partition, and the history would show anomalies
 // of the harness, not of the broker. Validate refuses --nodes > 1 and
-// --replication-factor > 1 while this is false.
+// --replication-factor > 1 while this is false, and the brokers get the
+// cluster flags (--controller-listen, --peer, ...) only when it is true.
+// Flipping it is the one change that turns on the cluster defaults (3
+// nodes, replication factor 3, min ISR 2, partitions and kills) and the
+// multi-node tests.
 const ClusterReady = false
 
 // Config is everything a run needs. Each field with a flag names it.
@@ -24,7 +30,7 @@ type Config struct {
 	TimeLimit             time.Duration // --time-limit
 	Rate                  float64       // --rate: ops/s over all processes; 0 unlimited
 	Concurrency           int           // --concurrency
-	Nemesis               []string      // --nemesis: none, kill, pause
+	Nemesis               []string      // --nemesis: kinds[:targets] (package nemesis) or none; nil is DefaultNemesis
 	NemesisInterval       time.Duration // --nemesis-interval
 	Seed                  int64         // --seed (the command draws one when not given)
 	DB                    string        // --db: local or docker
@@ -33,6 +39,8 @@ type Config struct {
 	Fsync                 string        // --fsync: always, interval, never; "" is the broker's default
 	Bugs                  []string      // --bug, passed to every broker
 	Partitions            int           // --partitions: the keys
+	SessionTimeout        time.Duration // --session-timeout: the brokers' (cluster mode); 0 their default
+	ReplicaLagTimeMax     time.Duration // --replica-lag-time-max: the brokers' (cluster mode); 0 their default
 
 	// TestName names the test's folder in the store; "" derives one from
 	// the workload, acks and faults ("queue-acks-all-kill").
@@ -52,10 +60,11 @@ type Config struct {
 	Out io.Writer
 }
 
-// Defaults are the flag defaults of garantia test.
+// Defaults are the flag defaults of garantia test: a 3-node cluster with
+// replication factor 3 and min.insync.replicas 2 once the broker
+// replicates (ClusterReady), a single node until then.
 func Defaults() Config {
-	return Config{
-		// 3 once the cluster issue lands; a single node until then.
+	c := Config{
 		Nodes:             1,
 		ReplicationFactor: 1,
 		MinInsyncReplicas: 1,
@@ -63,18 +72,25 @@ func Defaults() Config {
 		TimeLimit:         30 * time.Second,
 		Rate:              1000,
 		Concurrency:       10,
-		Nemesis:           []string{"none"},
 		NemesisInterval:   5 * time.Second,
 		DB:                "local",
 		Store:             "store",
 		Partitions:        4,
 	}
+	if ClusterReady {
+		c.Nodes, c.ReplicationFactor, c.MinInsyncReplicas = 3, 3, 2
+	}
+	return c
 }
 
-// Faults the runner's own fault loop knows.
-var knownFaults = map[string]string{
-	"kill":  "SIGKILL a random node, restart it one interval later",
-	"pause": "SIGSTOP a random node, SIGCONT it one interval later",
+// DefaultNemesis is the fault list of a cluster of nodes nodes when
+// --nemesis is not given: partitions and kills, or kills alone on a
+// single node, where there is no link to cut.
+func DefaultNemesis(nodes int) []string {
+	if nodes > 1 {
+		return []string{"partition", "kill"}
+	}
+	return []string{"kill"}
 }
 
 // FlagError is a configuration error; Flag names the flag at fault.
@@ -132,7 +148,6 @@ func (c *Config) Validate() error {
 	switch c.DB {
 	case "local":
 	case "docker":
-		return flagErr("db", "docker: not implemented yet, see issue 6; use --db local")
 	default:
 		return flagErr("db", "want local or docker, got %q", c.DB)
 	}
@@ -146,50 +161,57 @@ func (c *Config) Validate() error {
 			return flagErr("bug", "want a bug name, got %q", b)
 		}
 	}
-	faults, err := c.faults()
+	specs, err := c.Specs()
 	if err != nil {
 		return err
 	}
-	if len(faults) > 0 && c.NemesisInterval < 100*time.Millisecond {
+	if len(specs) > 0 && c.NemesisInterval < 100*time.Millisecond {
 		return flagErr("nemesis-interval", "want 100ms or more, got %s", c.NemesisInterval)
+	}
+	if c.SessionTimeout < 0 {
+		return flagErr("session-timeout", "want a positive duration, got %s", c.SessionTimeout)
+	}
+	if c.ReplicaLagTimeMax < 0 {
+		return flagErr("replica-lag-time-max", "want a positive duration, got %s", c.ReplicaLagTimeMax)
 	}
 	return nil
 }
 
-// faults returns the fault names of --nemesis, without "none".
-func (c *Config) faults() ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	for _, f := range c.Nemesis {
-		f = strings.TrimSpace(f)
-		switch {
-		case f == "none":
-			if len(c.Nemesis) > 1 {
-				return nil, flagErr("nemesis", "none cannot be combined with other faults")
-			}
-		case knownFaults[f] != "":
-			if !seen[f] {
-				out = append(out, f)
-				seen[f] = true
-			}
-		case f == "":
-			return nil, flagErr("nemesis", "empty fault name")
-		default:
-			return nil, flagErr("nemesis", "unknown fault %q: this version knows none, kill and pause (partitions and the rest arrive with the nemesis issue)", f)
-		}
+// NemesisItems is --nemesis as given, or the default for the cluster size.
+func (c *Config) NemesisItems() []string {
+	if len(c.Nemesis) == 0 {
+		return DefaultNemesis(c.Nodes)
 	}
-	return out, nil
+	return c.Nemesis
 }
 
-// Name is the test's folder name in the store.
+// Specs parses --nemesis and resolves its targets for the cluster size
+// (package nemesis); nil means no faults.
+func (c *Config) Specs() ([]nemesis.Spec, error) {
+	specs, err := nemesis.ParseSpecs(c.NemesisItems())
+	if err == nil {
+		specs, err = nemesis.Resolve(specs, c.Nodes)
+	}
+	if err != nil {
+		return nil, flagErr("nemesis", "%v", strings.TrimPrefix(err.Error(), nemesis.ErrSpec.Error()+": "))
+	}
+	return specs, nil
+}
+
+// Name is the test's folder name in the store: the workload, the acks
+// and the fault kinds ("queue-acks-1-partition+kill").
 func (c *Config) Name() string {
 	if c.TestName != "" {
 		return c.TestName
 	}
-	faults, _ := c.faults()
+	specs, _ := c.Specs()
 	n := "queue-acks-" + c.Acks
-	if len(faults) > 0 {
-		n += "-" + strings.Join(faults, "+")
+	if len(specs) > 0 {
+		kinds := make([]string, len(specs))
+		for i, s := range specs {
+			kinds[i] = string(s.Kind)
+		}
+		n += "-" + strings.Join(kinds, "+")
 	}
 	return n
 }

@@ -4,22 +4,34 @@
 // A run, in order:
 //
 //  1. creates the run folder store/<test>/<timestamp>/ (histories.NewRun)
-//     and writes test.json: the full configuration, the seed, versions;
-//  2. starts the broker nodes (package db) and creates the topic;
-//  3. runs the workload (package workloads/queue) for the time limit, with
-//     the fault loop (if any) and a progress line on stderr every second;
-//  4. heals every fault and drains every partition from the start;
-//  5. tears the nodes down: always, on success, failure and Ctrl-C;
+//     and writes test.json: the full configuration, the seed, versions
+//     and the nemesis schedule the seed drew;
+//  2. starts the broker nodes (package db: the local backend, with a
+//     proxy on every link between two nodes) and creates the topic;
+//  3. runs the workload (package workloads/queue) for the time limit,
+//     with the nemesis (package nemesis) acting on its schedule and a
+//     progress line on stderr every second: elapsed time, ops/s, ok, info
+//     and fail counts and the faults in force;
+//  4. heals every fault and starts every node (the nemesis records each
+//     step), then drains every partition from the start;
+//  5. tears the nodes and proxies down: always, on success, failure and
+//     Ctrl-C;
 //  6. closes the history, reads it back from disk (what is checked is
 //     exactly what is stored), checks it, writes results.json and prints
 //     the summary.
 //
-// The seed fixes each worker's schedule and the fault loop's choices, so
+// The seed fixes each worker's schedule and the nemesis schedule, so
 // `--seed` repeats a run's schedule (not its timing, which the brokers
 // decide).
 //
-// Faults: until the nemesis package exists the runner carries a small
-// fault loop of its own with the faults the db backend offers directly:
-// kill (SIGKILL a random node, restart it one interval later) and pause
-// (SIGSTOP, then SIGCONT). Network partitions come with the nemesis issue.
+// RunMatrix runs one configuration at several acks levels under one seed,
+// and so one fault schedule, and tabulates what each level lost and what
+// it cost (garantia matrix).
+//
+// Cluster mode: until the broker replicates (ClusterReady), Validate
+// refuses more than one node, and the brokers get no cluster flags. The
+// code paths for a cluster (the defaults of 3 nodes, replication factor 3
+// and min ISR 2, the default nemesis partition,kill, the --peer and
+// --controller-listen flags of the local backend, the multi-node tests)
+// are written and switch on with ClusterReady.
 package runner

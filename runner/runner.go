@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,13 +10,16 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/garantia/garantia/checker"
 	"github.com/garantia/garantia/db"
+	"github.com/garantia/garantia/db/docker"
 	"github.com/garantia/garantia/db/local"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/nemesis"
 	"github.com/garantia/garantia/report"
 	"github.com/garantia/garantia/workloads/queue"
 )
@@ -40,6 +42,14 @@ type TestInfo struct {
 	Nodes           []db.Node    `json:"nodes,omitempty"`
 	Args            []string     `json:"args,omitempty"`
 	Workload        WorkloadInfo `json:"workload"`
+	// Cluster says whether the brokers ran as one replicating cluster
+	// (ClusterReady) or as independent nodes.
+	Cluster bool `json:"cluster"`
+	// Faults are the resolved --nemesis specs ("kill:one+leader").
+	Faults []string `json:"faults"`
+	// Schedule is the nemesis schedule the seed drew: what the run was
+	// to do, whether or not each step came before the end.
+	Schedule []nemesis.Step `json:"nemesis-schedule"`
 }
 
 // WorkloadInfo records the workload's fixed parameters.
@@ -67,6 +77,8 @@ type ConfigJSON struct {
 	Fsync                 string   `json:"fsync"`
 	Bugs                  []string `json:"bug"`
 	Partitions            int      `json:"partitions"`
+	SessionTimeout        string   `json:"session-timeout,omitempty"`
+	ReplicaLagTimeMax     string   `json:"replica-lag-time-max,omitempty"`
 	OpTimeout             string   `json:"op-timeout,omitempty"`
 	DrainTimeout          string   `json:"drain-timeout,omitempty"`
 }
@@ -85,9 +97,10 @@ func (c *Config) json() ConfigJSON {
 	return ConfigJSON{
 		Nodes: c.Nodes, ReplicationFactor: c.ReplicationFactor, MinInsyncReplicas: c.MinInsyncReplicas,
 		Acks: c.Acks, TimeLimit: c.TimeLimit.String(), Rate: c.Rate, Concurrency: c.Concurrency,
-		Nemesis: c.Nemesis, NemesisInterval: c.NemesisInterval.String(), Seed: c.Seed, DB: c.DB,
+		Nemesis: c.NemesisItems(), NemesisInterval: c.NemesisInterval.String(), Seed: c.Seed, DB: c.DB,
 		Store: c.Store, UncleanLeaderElection: c.UncleanLeaderElection, Fsync: c.Fsync, Bugs: bugs,
-		Partitions: c.Partitions, OpTimeout: dur(c.OpTimeout), DrainTimeout: dur(c.DrainTimeout),
+		Partitions: c.Partitions, SessionTimeout: dur(c.SessionTimeout), ReplicaLagTimeMax: dur(c.ReplicaLagTimeMax),
+		OpTimeout: dur(c.OpTimeout), DrainTimeout: dur(c.DrainTimeout),
 	}
 }
 
@@ -135,7 +148,8 @@ func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir stri
 	if out == nil {
 		out = io.Discard
 	}
-	faults, _ := cfg.faults()
+	specs, _ := cfg.Specs()
+	schedule := nemesis.NewSchedule(cfg.Seed, specs, cfg.NemesisInterval, cfg.TimeLimit)
 
 	started := time.Now()
 	run, err := histories.NewRun(cfg.Store, cfg.Name(), started)
@@ -152,11 +166,23 @@ func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir stri
 		StartTime:       started.UTC(),
 		Args:            os.Args,
 		Workload:        WorkloadInfo{Name: "queue", Topic: queue.DefaultTopic},
+		Cluster:         ClusterReady,
+		Faults:          []string{},
+		Schedule:        schedule,
+	}
+	for _, s := range specs {
+		info.Faults = append(info.Faults, s.String())
+	}
+	if info.Schedule == nil {
+		info.Schedule = []nemesis.Step{}
 	}
 	if err := writeJSON(run.Path(histories.TestFile), info); err != nil {
 		return nil, runDir, err
 	}
 	fmt.Fprintf(progress, "garantia test %s: seed %d (repeat with --seed %d)\nrun folder: %s\n", info.Name, cfg.Seed, cfg.Seed, runDir)
+	if len(specs) > 0 {
+		fmt.Fprintf(progress, "faults: %s, every %s or so (%d scheduled)\n", strings.Join(info.Faults, ", "), cfg.NemesisInterval, len(schedule))
+	}
 
 	hw, err := histories.Create(run.Path(histories.HistoryFile))
 	if err != nil {
@@ -171,13 +197,7 @@ func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir stri
 		}
 	}()
 
-	backend, err := local.New(local.Options{
-		Binary: cfg.BrokerBinary,
-		Nodes:  cfg.Nodes,
-		Dir:    runDir,
-		Fsync:  cfg.Fsync,
-		Bugs:   cfg.Bugs,
-	})
+	backend, err := newBackend(cfg, runDir, progress)
 	if err != nil {
 		return nil, runDir, err
 	}
@@ -242,38 +262,66 @@ func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir stri
 		return nil, runDir, err
 	}
 
-	// The workload, the fault loop and the progress line run together.
-	fl := newFaultLoop(faults, cfg.NemesisInterval, cfg.Seed, backend, rec)
+	var nem *nemesis.Nemesis
+	if len(schedule) > 0 {
+		nem, err = nemesis.New(nemesis.Config{
+			DB:       backend,
+			Schedule: schedule,
+			Recorder: rec,
+			Leaders:  nemesis.MetadataLeaders{Nodes: backend.Nodes, Topic: queue.DefaultTopic},
+			// Ctrl-C cuts a fault short; the time limit does not.
+			Interrupt: ctx,
+		})
+		if err != nil {
+			return nil, runDir, err
+		}
+	}
+
+	// The workload, the nemesis and the progress line run together.
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
+	workStart := time.Now()
 	var wg sync.WaitGroup
-	var faultErr error
-	if fl != nil {
+	var nemErr error
+	if nem != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			faultErr = fl.run(runCtx, ctx)
+			if nemErr = nem.Run(runCtx, workStart); nemErr != nil {
+				// The cluster is in a state nobody planned: stop the
+				// workload too, and report it.
+				stopRun()
+			}
 		}()
 	}
-	prog := newProgressLine(progress, cfg.TimeLimit, wl, fl)
+	prog := newProgressLine(progress, cfg.TimeLimit, wl, nem)
 	progDone := make(chan struct{})
 	go func() {
 		defer close(progDone)
 		prog.run(runCtx)
 	}()
-	runErr := wl.Run(ctx, cfg.TimeLimit)
-	stopRun() // ends the fault loop, which heals before returning
+	runErr := wl.Run(runCtx, cfg.TimeLimit)
+	stopRun()
 	wg.Wait()
 	<-progDone
 	prog.finish()
+	if err := ctx.Err(); err != nil {
+		return nil, runDir, fmt.Errorf("interrupted; the history so far is in %s: %w", runDir, err)
+	}
 	if runErr != nil {
 		return nil, runDir, fmt.Errorf("workload: %w", runErr)
 	}
-	if faultErr != nil {
-		return nil, runDir, fmt.Errorf("faults: %w", faultErr)
+	if nemErr != nil {
+		return nil, runDir, fmt.Errorf("faults: %w", nemErr)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, runDir, fmt.Errorf("interrupted; the history so far is in %s: %w", runDir, err)
+
+	// Every fault ends and every node runs before the drain, so that the
+	// drain reads everything that survived.
+	if nem != nil {
+		fmt.Fprintf(progress, "healing (in force: %s) and starting every node...\n", nem.Current())
+		if err := nem.Heal(ctx); err != nil {
+			return nil, runDir, fmt.Errorf("heal before the drain: %w", err)
+		}
 	}
 
 	fmt.Fprintf(progress, "draining every partition...\n")
@@ -316,7 +364,69 @@ func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir stri
 	fmt.Fprintf(out, "history: %s (%d events; checked in %s)\n", historyPath, len(ops), time.Since(checkStart).Round(time.Millisecond))
 	report.Summary(out, results, summaryExamples)
 	fmt.Fprintf(out, "results: %s\n", run.Path(histories.ResultsFile))
+	// The HTML report is for people; failing to draw it must not turn a
+	// checked run into a harness failure, so it is only a warning.
+	if rep, err := report.New(runDir, historyPath, ops, results); err != nil {
+		fmt.Fprintf(progress, "warning: report.html not written: %v\n", err)
+	} else if p, err := rep.WriteFile(report.Options{}); err != nil {
+		fmt.Fprintf(progress, "warning: report.html not written: %v\n", err)
+	} else {
+		fmt.Fprintf(out, "report: %s\n", p)
+	}
 	return results, runDir, nil
+}
+
+// newBackend makes the cluster backend cfg.DB names: local processes on
+// loopback, or one docker container per node on a network of the run's own.
+func newBackend(cfg Config, runDir string, progress io.Writer) (db.DB, error) {
+	lo := localOptions(cfg, runDir)
+	if cfg.DB == "docker" {
+		var cluster *docker.Cluster
+		if c := lo.Cluster; c != nil {
+			cluster = &docker.Cluster{
+				SessionTimeout:           c.SessionTimeout,
+				ReplicaLagTimeMax:        c.ReplicaLagTimeMax,
+				MinInsyncReplicas:        c.MinInsyncReplicas,
+				DefaultReplicationFactor: c.DefaultReplicationFactor,
+				UncleanLeaderElection:    c.UncleanLeaderElection,
+			}
+		}
+		return docker.New(docker.Options{
+			Binary:  cfg.BrokerBinary,
+			Nodes:   cfg.Nodes,
+			Dir:     runDir,
+			Fsync:   cfg.Fsync,
+			Bugs:    cfg.Bugs,
+			Cluster: cluster,
+			Logf:    func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) },
+		})
+	}
+	return local.New(lo)
+}
+
+// localOptions are the local backend's options for cfg: links between
+// nodes go through proxies whenever there are links, and the cluster
+// flags are passed once the broker replicates.
+func localOptions(cfg Config, runDir string) local.Options {
+	o := local.Options{
+		Binary: cfg.BrokerBinary,
+		Nodes:  cfg.Nodes,
+		Dir:    runDir,
+		Fsync:  cfg.Fsync,
+		Bugs:   cfg.Bugs,
+		Links:  cfg.Nodes > 1,
+		Seed:   uint64(cfg.Seed),
+	}
+	if ClusterReady {
+		o.Cluster = &local.Cluster{
+			SessionTimeout:           cfg.SessionTimeout,
+			ReplicaLagTimeMax:        cfg.ReplicaLagTimeMax,
+			MinInsyncReplicas:        cfg.MinInsyncReplicas,
+			DefaultReplicationFactor: cfg.ReplicationFactor,
+			UncleanLeaderElection:    cfg.UncleanLeaderElection,
+		}
+	}
+	return o
 }
 
 // writeJSON writes v as indented JSON to path, atomically.
@@ -336,5 +446,3 @@ func writeJSON(path string, v any) error {
 	}
 	return nil
 }
-
-var errNoNode = errors.New("no node to fault")

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/db/local/buildtest"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/nemesis"
 )
 
 func TestMain(m *testing.M) { buildtest.Main(m) }
@@ -62,6 +65,7 @@ func testConfig(t *testing.T) Config {
 // TestRunEndToEnd runs a real test against a real broker process and
 // checks what the run stored.
 func TestRunEndToEnd(t *testing.T) {
+	dbtest.NoLeaks(t)
 	cfg := testConfig(t)
 	var progress, out bytes.Buffer
 	cfg.Progress, cfg.Out = &progress, &out
@@ -77,8 +81,8 @@ func TestRunEndToEnd(t *testing.T) {
 	if results.Valid != verdict.Valid {
 		t.Errorf("seed %d: verdict %v, want valid against a healthy single node\n%s", cfg.Seed, results.Valid, out.String())
 	}
-	if !strings.HasPrefix(dir, filepath.Join(cfg.Store, "queue-acks-all")+string(filepath.Separator)) {
-		t.Errorf("run folder %s, want under %s/queue-acks-all/", dir, cfg.Store)
+	if !strings.HasPrefix(dir, filepath.Join(cfg.Store, cfg.Name())+string(filepath.Separator)) {
+		t.Errorf("run folder %s, want under %s/%s/", dir, cfg.Store, cfg.Name())
 	}
 
 	// test.json: the seed and the full configuration.
@@ -92,6 +96,9 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	if info.GoVersion == "" || info.GarantiaVersion == "" || len(info.Nodes) != 1 || info.Nodes[0].Addr == "" {
 		t.Errorf("test.json versions/nodes missing: %+v", info)
+	}
+	if len(info.Faults) != 1 || info.Faults[0] != "kill:one+majority+all+leader" || info.Schedule == nil {
+		t.Errorf("test.json faults %v, schedule %v; want the single-node default kill and a schedule", info.Faults, info.Schedule)
 	}
 
 	// history.jsonl: parses, and has the whole life of the test.
@@ -153,17 +160,19 @@ func TestRunEndToEnd(t *testing.T) {
 
 // TestRunWithKills kills and restarts the node during the run: every
 // acknowledged write must survive (the page cache outlives the process),
-// and the nemesis events are in the history.
+// the nemesis events are in the history, and the schedule in test.json is
+// the one the seed draws.
 func TestRunWithKills(t *testing.T) {
+	dbtest.NoLeaks(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = 3 * time.Second
-	cfg.Nemesis = []string{"kill"}
+	cfg.Nemesis = []string{"kill:one+leader"}
 	cfg.NemesisInterval = 700 * time.Millisecond
-	var out bytes.Buffer
-	cfg.Out = &out
+	var out, progress bytes.Buffer
+	cfg.Out, cfg.Progress = &out, &progress
 	results, dir, err := Run(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("seed %d: Run: %v", cfg.Seed, err)
+		t.Fatalf("seed %d: Run: %v\n%s", cfg.Seed, err, progress.String())
 	}
 	if survivors := brokersUnder(t, dir); len(survivors) > 0 {
 		t.Errorf("broker processes %v survived the run", survivors)
@@ -172,28 +181,54 @@ func TestRunWithKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kills, starts := 0, 0
+	// Nemesis events come in pairs, an invocation and its completion.
+	var nem []histories.Op
 	for _, op := range ops {
-		if op.Process == histories.NemesisProcess && op.Error == "" {
-			switch op.F {
-			case "kill":
-				kills++
-			case "start":
-				starts++
+		if op.Process == histories.NemesisProcess {
+			nem = append(nem, op)
+			if op.Type != histories.Info {
+				t.Errorf("nemesis event of type %s", op.Type)
 			}
 		}
 	}
-	if kills < 1 || kills != starts {
-		t.Errorf("nemesis events: %d kill, %d start; want at least one kill, each restarted", kills, starts)
+	kills, starts := 0, 0
+	for i := 1; i < len(nem); i += 2 {
+		if nem[i].F != nem[i-1].F {
+			t.Fatalf("nemesis invocation %s completed as %s", nem[i-1].F, nem[i].F)
+		}
+		if nem[i].Error != "" {
+			t.Errorf("%s failed: %s", nem[i].F, nem[i].Error)
+		}
+		switch nem[i].F {
+		case "kill":
+			kills++
+		case "start":
+			starts++
+		}
+	}
+	// Each kill is followed by its start, and the final heal starts all.
+	if kills < 1 || starts != kills+1 || nem[len(nem)-1].F != "start" {
+		t.Errorf("nemesis events: %d kill, %d start; want at least one kill, each restarted, then a final start", kills, starts)
 	}
 	if results.Queue.Counts.Lost != 0 {
 		t.Errorf("seed %d: %d acknowledged writes lost across kills of a single node\n%s", cfg.Seed, results.Queue.Counts.Lost, out.String())
+	}
+	var info TestInfo
+	readJSON(t, filepath.Join(dir, histories.TestFile), &info)
+	specs, _ := cfg.Specs()
+	want := nemesis.NewSchedule(cfg.Seed, specs, cfg.NemesisInterval, cfg.TimeLimit)
+	if len(want) == 0 || !reflect.DeepEqual(info.Schedule, want) {
+		t.Errorf("test.json schedule %v, want the seed's %v", info.Schedule, want)
+	}
+	if !strings.Contains(progress.String(), "healing (in force: ") {
+		t.Errorf("no healing line in the progress:\n%s", progress.String())
 	}
 }
 
 // TestRunInterrupted: a canceled context stops the run, tears down, and
 // keeps the run folder.
 func TestRunInterrupted(t *testing.T) {
+	dbtest.NoLeaks(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = time.Minute
 	ctx, cancel := context.WithCancel(context.Background())
@@ -237,15 +272,26 @@ func TestValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, ""},
 		{"acks 0", func(c *Config) { c.Acks = "0" }, ""},
 		{"kill and pause", func(c *Config) { c.Nemesis = []string{"kill", "pause"} }, ""},
-		{"three nodes", func(c *Config) { c.Nodes = 3 }, "nodes"},
+		{"targets", func(c *Config) { c.Nemesis = []string{"kill:leader+one,pause:one"} }, ""},
+		{"none", func(c *Config) { c.Nemesis = []string{"none"} }, ""},
+		{"unknown fault", func(c *Config) { c.Nemesis = []string{"flood"} }, "nemesis"},
+		{"unknown target", func(c *Config) { c.Nemesis = []string{"pause:all"} }, "nemesis"},
+		{"negative session timeout", func(c *Config) { c.SessionTimeout = -time.Second }, "session-timeout"},
+		{"three nodes", func(c *Config) { c.Nodes = 3 }, ifNotCluster("nodes")},
 		{"zero nodes", func(c *Config) { c.Nodes = 0 }, "nodes"},
-		{"replication", func(c *Config) { c.ReplicationFactor = 3 }, "replication-factor"},
-		{"min isr above rf", func(c *Config) { c.MinInsyncReplicas = 2 }, "min-insync-replicas"},
+		{"replication", func(c *Config) { c.ReplicationFactor = 3; c.Nodes = 3 }, ifNotCluster("nodes")},
+		{"rf above nodes", func(c *Config) { c.ReplicationFactor = c.Nodes + 1 }, "replication-factor"},
+		{"min isr above rf", func(c *Config) { c.MinInsyncReplicas = c.ReplicationFactor + 1 }, "min-insync-replicas"},
 		{"acks 2", func(c *Config) { c.Acks = "2" }, "acks"},
 		{"no time", func(c *Config) { c.TimeLimit = 0 }, "time-limit"},
 		{"negative rate", func(c *Config) { c.Rate = -1 }, "rate"},
 		{"no concurrency", func(c *Config) { c.Concurrency = 0 }, "concurrency"},
-		{"partition fault", func(c *Config) { c.Nemesis = []string{"partition"} }, "nemesis"},
+		{"partition on one node", func(c *Config) {
+			c.Nodes = 1
+			c.ReplicationFactor = 1
+			c.MinInsyncReplicas = 1
+			c.Nemesis = []string{"partition"}
+		}, "nemesis"},
 		{"none and kill", func(c *Config) { c.Nemesis = []string{"none", "kill"} }, "nemesis"},
 		{"tiny interval", func(c *Config) { c.Nemesis = []string{"kill"}; c.NemesisInterval = time.Millisecond }, "nemesis-interval"},
 		{"docker", func(c *Config) { c.DB = "docker" }, "db"},
@@ -276,20 +322,66 @@ func TestValidate(t *testing.T) {
 	if err := cfg.Validate(); !strings.Contains(err.Error(), "issue 6") {
 		t.Errorf("docker error %q does not point at issue 6", err)
 	}
-	cfg = Defaults()
-	cfg.ReplicationFactor = 2
-	if err := cfg.Validate(); !strings.Contains(err.Error(), "cluster issue") {
-		t.Errorf("replication error %q does not say replication arrives with the cluster issue", err)
+	if !ClusterReady {
+		cfg = Defaults()
+		cfg.ReplicationFactor = 2
+		cfg.Nodes = 2
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster issue") {
+			t.Errorf("multi-node error %v does not say replication arrives with the cluster issue", err)
+		}
+	}
+}
+
+// ifNotCluster is the flag a case fails on before the cluster lands; ""
+// (valid) after.
+func ifNotCluster(flag string) string {
+	if ClusterReady {
+		return ""
+	}
+	return flag
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := Defaults()
+	want := []string{"kill"}
+	if ClusterReady {
+		want = []string{"partition", "kill"}
+		if cfg.Nodes != 3 || cfg.ReplicationFactor != 3 || cfg.MinInsyncReplicas != 2 {
+			t.Errorf("cluster defaults: %d nodes, RF %d, min ISR %d; want 3, 3, 2", cfg.Nodes, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
+		}
+	} else if cfg.Nodes != 1 || cfg.ReplicationFactor != 1 || cfg.MinInsyncReplicas != 1 {
+		t.Errorf("single-node defaults: %d nodes, RF %d, min ISR %d", cfg.Nodes, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
+	}
+	if got := cfg.NemesisItems(); !reflect.DeepEqual(got, want) {
+		t.Errorf("default nemesis %v, want %v", got, want)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the defaults do not validate: %v", err)
+	}
+	if got := DefaultNemesis(3); !reflect.DeepEqual(got, []string{"partition", "kill"}) {
+		t.Errorf("DefaultNemesis(3) = %v", got)
+	}
+	o := localOptions(cfg, t.TempDir())
+	if (o.Cluster != nil) != ClusterReady || o.Links != (cfg.Nodes > 1) {
+		t.Errorf("local options: cluster %v, links %v; want cluster mode exactly when ClusterReady, links for more than one node", o.Cluster != nil, o.Links)
 	}
 }
 
 func TestName(t *testing.T) {
 	cfg := Defaults()
-	if got := cfg.Name(); got != "queue-acks-all" {
+	want := "queue-acks-all-kill"
+	if ClusterReady {
+		want = "queue-acks-all-partition+kill"
+	}
+	if got := cfg.Name(); got != want {
+		t.Errorf("Name = %q, want %q", got, want)
+	}
+	cfg.Acks, cfg.Nemesis = "1", []string{"kill:leader", "pause"}
+	if got := cfg.Name(); got != "queue-acks-1-kill+pause" {
 		t.Errorf("Name = %q", got)
 	}
-	cfg.Acks, cfg.Nemesis = "1", []string{"kill", "pause"}
-	if got := cfg.Name(); got != "queue-acks-1-kill+pause" {
+	cfg.Nemesis = []string{"none"}
+	if got := cfg.Name(); got != "queue-acks-1" {
 		t.Errorf("Name = %q", got)
 	}
 }

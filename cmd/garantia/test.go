@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/nemesis"
+	"github.com/garantia/garantia/report"
 	"github.com/garantia/garantia/runner"
 )
 
@@ -30,30 +32,70 @@ func init() {
 // seedMax keeps drawn seeds exact in JSON readers that use doubles.
 const seedMax = 1 << 53
 
-func runTest(args []string, stdout, stderr io.Writer) int {
+// runFlags are the flags garantia test and garantia matrix share: the
+// configuration of one run.
+type runFlags struct {
+	cfg   runner.Config
+	limit timeLimit
+	seed  *int64
+	fs    *pflag.FlagSet
+}
+
+// addRunFlags defines the run flags on fs; acks is false for matrix,
+// which sets acks itself.
+func addRunFlags(fs *pflag.FlagSet, acks bool) *runFlags {
 	def := runner.Defaults()
-	fs := pflag.NewFlagSet("garantia test", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported below, once
-	fs.SortFlags = false
-	cfg := def
-	fs.IntVar(&cfg.Nodes, "nodes", def.Nodes, "broker nodes (1 until the broker replicates: the cluster issue; then 3)")
+	f := &runFlags{cfg: def, limit: timeLimit(def.TimeLimit), fs: fs}
+	cfg := &f.cfg
+	nodesHelp := "broker nodes"
+	if !runner.ClusterReady {
+		nodesHelp += " (1 until the broker replicates: the cluster issue)"
+	}
+	fs.IntVar(&cfg.Nodes, "nodes", def.Nodes, nodesHelp)
 	fs.IntVar(&cfg.ReplicationFactor, "replication-factor", def.ReplicationFactor, "replicas of each partition")
 	fs.IntVar(&cfg.MinInsyncReplicas, "min-insync-replicas", def.MinInsyncReplicas, "the topic's min.insync.replicas: acks=all needs this many in-sync replicas")
-	fs.StringVar(&cfg.Acks, "acks", def.Acks, "producer acks: 0 (no reply), 1 (leader) or all (every in-sync replica)")
-	limit := timeLimit(def.TimeLimit)
-	fs.Var(&limit, "time-limit", "how long the workload runs: a Go duration (90s, 2m) or a number of seconds")
+	if acks {
+		fs.StringVar(&cfg.Acks, "acks", def.Acks, "producer acks: 0 (no reply), 1 (leader) or all (every in-sync replica)")
+	}
+	fs.Var(&f.limit, "time-limit", "how long the workload runs: a Go duration (90s, 2m) or a number of seconds")
 	fs.Float64Var(&cfg.Rate, "rate", def.Rate, "operations per second over all processes; 0 is as fast as the brokers answer")
 	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "concurrent client processes")
-	fs.StringSliceVar(&cfg.Nemesis, "nemesis", def.Nemesis, "faults, comma-separated: none, kill (SIGKILL a node, restart it), pause (SIGSTOP, SIGCONT)")
-	fs.DurationVar(&cfg.NemesisInterval, "nemesis-interval", def.NemesisInterval, "time between a fault and its heal, and between heal and the next fault")
-	seed := fs.Int64("seed", 0, "seed of the schedule (default: drawn at random and printed); repeats a run's schedule")
-	fs.StringVar(&cfg.DB, "db", def.DB, "where nodes run: local (processes on loopback) or docker (not yet)")
+	fs.StringSliceVar(&cfg.Nemesis, "nemesis", nil, "faults, comma-separated, each KIND or KIND:TARGET+TARGET...; none for no faults.\n"+
+		"Kinds and their targets: "+nemesis.Help()+".\n"+
+		"Without targets a kind draws from every target the cluster is big enough for.\n"+
+		"(default: partition,kill; kill alone on a single node)")
+	fs.DurationVar(&cfg.NemesisInterval, "nemesis-interval", def.NemesisInterval, "mean time between faults, and mean duration of each (each drawn from [interval/2, 3*interval/2])")
+	f.seed = fs.Int64("seed", 0, "seed of the schedule (default: drawn at random and printed); repeats a run's workload and fault schedule")
+	fs.StringVar(&cfg.DB, "db", def.DB, "where nodes run: local (processes on loopback, links through proxies) or docker (a container per node on a bridge network of the run's own; real packet drops with iptables)")
 	fs.StringVar(&cfg.Store, "store", def.Store, "folder of the run store: runs go to STORE/<test>/<time>/")
-	count := fs.Int("test-count", 1, "run the test this many times, with seeds seed, seed+1, ...; the exit code is the worst")
 	fs.BoolVar(&cfg.UncleanLeaderElection, "unclean-leader-election", def.UncleanLeaderElection, "let an out-of-sync replica become leader (the topic's unclean.leader.election.enable)")
 	fs.StringVar(&cfg.Fsync, "fsync", def.Fsync, "the brokers' --fsync: always, interval or never (default: the broker's own)")
 	fs.StringArrayVar(&cfg.Bugs, "bug", nil, "switch on a known broker bug by NAME (repeatable; passed to every broker)")
 	fs.IntVar(&cfg.Partitions, "partitions", def.Partitions, "partitions of the topic: the keys of the history")
+	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "the brokers' --session-timeout in cluster mode (default: the broker's own)")
+	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 0, "the brokers' --replica-lag-time-max in cluster mode (default: the broker's own)")
+	return f
+}
+
+// finish completes the configuration after parsing: the time limit and
+// the seed (drawn when not given).
+func (f *runFlags) finish() runner.Config {
+	f.cfg.TimeLimit = time.Duration(f.limit)
+	if f.fs.Changed("seed") {
+		f.cfg.Seed = *f.seed
+	} else {
+		f.cfg.Seed = rand.Int64N(seedMax)
+	}
+	return f.cfg
+}
+
+func runTest(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("garantia test", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported below, once
+	fs.SortFlags = false
+	rf := addRunFlags(fs, true)
+	count := fs.Int("test-count", 1, "run the test this many times, with seeds seed, seed+1, ...; the exit code is the worst")
+	junit := fs.String("junit", "", "also write the verdict as JUnit XML to `FILE` (one test case per checker; with --test-count, one suite per run in FILE, FILE.2, ...), for CI")
 
 	bad := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "garantia test: "+format+"\n", a...)
@@ -73,12 +115,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	if *count < 1 {
 		return bad("--test-count: want 1 or more, got %d", *count)
 	}
-	cfg.TimeLimit = time.Duration(limit)
-	if fs.Changed("seed") {
-		cfg.Seed = *seed
-	} else {
-		cfg.Seed = rand.Int64N(seedMax)
-	}
+	cfg := rf.finish()
 	cfg.Progress = stderr
 	cfg.Out = stdout
 	if err := cfg.Validate(); err != nil {
@@ -95,7 +132,11 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		if *count > 1 {
 			fmt.Fprintf(stderr, "\n=== run %d of %d (seed %d)\n", i+1, *count, run.Seed)
 		}
-		code := testOnce(ctx, run, stderr)
+		junitPath := *junit
+		if junitPath != "" && i > 0 {
+			junitPath = fmt.Sprintf("%s.%d", junitPath, i+1)
+		}
+		code := testOnce(ctx, run, stderr, junitPath)
 		worst = worse(worst, code)
 		if ctx.Err() != nil {
 			break
@@ -107,8 +148,20 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	return worst
 }
 
-func testOnce(ctx context.Context, cfg runner.Config, stderr io.Writer) int {
+func testOnce(ctx context.Context, cfg runner.Config, stderr io.Writer, junitPath string) int {
 	results, dir, err := runner.Run(ctx, cfg)
+	if junitPath != "" {
+		suite := fmt.Sprintf("garantia test (seed %d)", cfg.Seed)
+		var jerr error
+		if err != nil {
+			jerr = report.WriteJUnitError(junitPath, suite, "the harness failed: "+err.Error())
+		} else {
+			jerr = report.WriteJUnit(junitPath, results, suite)
+		}
+		if jerr != nil {
+			fmt.Fprintf(stderr, "garantia test: --junit: %v\n", jerr)
+		}
+	}
 	if err != nil {
 		if runner.IsFlagError(err) {
 			fmt.Fprintf(stderr, "garantia test: %v\n", err)
@@ -175,10 +228,17 @@ func testUsage(w io.Writer, fs *pflag.FlagSet) {
 
 Starts broker nodes on loopback, runs the queue workload against them
 (sends of unique values, assigns and polls, Jepsen's Kafka workload) for the
-time limit while the faults of --nemesis act, drains every partition,
-stops the nodes, and checks the history. Everything goes to
-STORE/<test>/<time>/: test.json (configuration, seed, versions),
-history.jsonl, results.json and each node's log; STORE/latest points at it.
+time limit while the faults of --nemesis act on a schedule drawn from the
+seed, heals every fault and restarts every node, drains every partition,
+stops the nodes, and checks the history. A progress line shows elapsed
+time, ops/s, ok/info/fail counts and the faults in force; at the end the
+verdict and the count of each anomaly are printed. Everything goes to
+STORE/<test>/<time>/: test.json (configuration, seed, versions, the fault
+schedule), history.jsonl, results.json and each node's log; STORE/latest
+points at it.
+
+Links between nodes go through proxies that partitions cut and packet
+faults slow; clients reach every node directly, as in Jepsen.
 
 Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 the
 harness itself failed.

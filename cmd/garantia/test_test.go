@@ -35,7 +35,10 @@ func TestTestBadFlags(t *testing.T) {
 		{[]string{"--time-limit", "soon"}, "--time-limit"},
 		{[]string{"--time-limit", "-3"}, "--time-limit"},
 		{[]string{"--nemesis", "partition"}, "--nemesis"},
-		{[]string{"--db", "docker"}, "--db"},
+		{[]string{"--nemesis", "kill:bridge"}, "--nemesis"},
+		{[]string{"--nemesis", "none,kill"}, "--nemesis"},
+		{[]string{"--nemesis", "kill", "--nemesis-interval", "1ms"}, "--nemesis-interval"},
+		{[]string{"--db", "kubernetes"}, "--db"},
 		{[]string{"--test-count", "0"}, "--test-count"},
 		{[]string{"--concurrency", "0"}, "--concurrency"},
 		{[]string{"--fsync", "maybe"}, "--fsync"},
@@ -93,7 +96,7 @@ func TestTestRuns(t *testing.T) {
 	if code != verdict.ExitValid {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
-	runs, err := filepath.Glob(filepath.Join(store, "queue-acks-all", "2*"))
+	runs, err := filepath.Glob(filepath.Join(store, "queue-acks-all-kill", "2*"))
 	if err != nil || len(runs) != 2 {
 		t.Fatalf("runs in the store: %v (%v), want 2", runs, err)
 	}

@@ -11,6 +11,23 @@
 // Faults are signals: Kill is SIGKILL, Pause SIGSTOP, Resume SIGCONT, and
 // Start runs the node again on the same port and data folder.
 //
+// Links (Options.Links): every ordered pair of nodes (a, b) gets its own
+// in-process proxies (package db/proxy) on loopback, one to b's Kafka
+// port and, in cluster mode, one to b's controller port; node a's
+// `--peer b=KAFKA,CONTROLLER` flag names a's own proxies to b, so that
+// every byte a sends to b crosses them. The DB implements db.Partitioner
+// (a cut holds the link's bytes and new connections, as a packet drop
+// does to TCP, and delivers them on Heal) and db.PacketShaper (delay,
+// jitter, and loss as retransmission stalls). Clients dial the nodes'
+// own listeners: Jepsen partitions the nodes from each other, never the
+// clients from the nodes.
+//
+// Cluster mode (Options.Cluster, which the runner sets once the broker
+// replicates) adds --controller-listen, the --peer flags and the
+// replication flags; without it the nodes are independent brokers, which
+// is all the broker served before the cluster issue, and the proxies are
+// still there to be cut.
+//
 // Nothing outlives the harness. Each process is its own process group (so
 // a terminal's Ctrl-C reaches the harness only, which then tears down in
 // order), Teardown kills every group, and each child carries

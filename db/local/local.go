@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/db"
+	"github.com/garantia/garantia/db/proxy"
 )
 
 // Options configure a local cluster.
@@ -41,15 +42,48 @@ type Options struct {
 	// Partitions, when above 0, is passed as --partitions (the partition
 	// count of auto-created topics).
 	Partitions int
-	// ExtraArgs, when set, returns more broker flags for a node: the place
-	// for the cluster issue's peer list and replication settings.
+	// ExtraArgs, when set, returns more broker flags for a node.
 	ExtraArgs func(n db.Node) []string
+	// Links puts a proxy (package db/proxy) on every directed link between
+	// two nodes, for the Kafka port and, in cluster mode, the controller
+	// port, so that the DB can cut and shape links (db.Partitioner,
+	// db.PacketShaper). Node a reaches node b only through a's own proxies
+	// to b: its --peer flags name them. Clients do not go through proxies.
+	Links bool
+	// Cluster, when not nil, runs the nodes as one replicating cluster:
+	// each gets a controller port (--controller-listen), a --peer flag for
+	// every other node and the replication flags below. nil runs
+	// independent single-node brokers (all the broker served before the
+	// cluster issue); the runner sets it only when runner.ClusterReady.
+	Cluster *Cluster
+	// Seed seeds the proxies' jitter and loss draws.
+	Seed uint64
 	// ReadyTimeout bounds the wait for a node to answer Kafka requests;
 	// 0 means db.DefaultReadyTimeout.
 	ReadyTimeout time.Duration
 	// StopGrace is how long Teardown waits after SIGTERM before SIGKILL;
 	// 0 means 2s.
 	StopGrace time.Duration
+}
+
+// Cluster holds the flags of cluster mode; a zero field is not passed,
+// leaving the broker's default.
+type Cluster struct {
+	SessionTimeout           time.Duration // --session-timeout
+	ReplicaLagTimeMax        time.Duration // --replica-lag-time-max
+	MinInsyncReplicas        int           // --min-insync-replicas
+	DefaultReplicationFactor int           // --default-replication-factor
+	UncleanLeaderElection    bool          // --unclean-leader-election
+	// PeerArgs returns the flags that tell a node how to reach peer id:
+	// kafka and controller are the addresses to dial (a's own proxies to
+	// the peer when Options.Links). nil means the cluster issue's
+	// `--peer ID=KAFKA,CONTROLLER`.
+	PeerArgs func(id int32, kafka, controller string) []string
+}
+
+// DefaultPeerArgs is `--peer ID=KAFKA,CONTROLLER`.
+func DefaultPeerArgs(id int32, kafka, controller string) []string {
+	return []string{"--peer", fmt.Sprintf("%d=%s,%s", id, kafka, controller)}
 }
 
 // portAttempts bounds the retries of Setup when a chosen port was taken
@@ -60,6 +94,9 @@ const portAttempts = 3
 type DB struct {
 	opts  Options
 	nodes []*node
+	// links[from][to] are the proxies of the directed link from node
+	// index from to node index to; nil without Options.Links.
+	links [][]*link
 
 	mu       sync.Mutex // guards tornDown and every node's process fields
 	tornDown bool
@@ -69,13 +106,24 @@ type DB struct {
 	spawnDone chan struct{}
 }
 
-var _ db.DB = (*DB)(nil)
+var (
+	_ db.DB           = (*DB)(nil)
+	_ db.Partitioner  = (*DB)(nil)
+	_ db.PacketShaper = (*DB)(nil)
+)
+
+// link is the pair of proxies of one directed link.
+type link struct {
+	kafka      *proxy.Proxy
+	controller *proxy.Proxy // nil outside cluster mode
+}
 
 type node struct {
 	db.Node
-	port    int
-	dataDir string
-	logPath string
+	port     int
+	ctrlPort int // 0 outside cluster mode
+	dataDir  string
+	logPath  string
 
 	// The process fields below change under DB.mu.
 	proc   *os.Process
@@ -167,11 +215,27 @@ func (d *DB) Pids() map[string]int {
 	return m
 }
 
-// Setup starts every node concurrently and waits until each answers.
+// Setup picks every node's ports, starts the link proxies (with
+// Options.Links), then starts every node concurrently and waits until each
+// answers. On error whatever started keeps running until Teardown.
 func (d *DB) Setup(ctx context.Context) error {
+	d.mu.Lock()
+	tornDown := d.tornDown
+	d.mu.Unlock()
+	if tornDown {
+		return fmt.Errorf("local db: setup: %w", db.ErrTornDown)
+	}
 	for _, n := range d.nodes {
 		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
 			return fmt.Errorf("local db: %s: %w", n.Name, err)
+		}
+		if err := d.pickPorts(n); err != nil {
+			return err
+		}
+	}
+	if d.opts.Links {
+		if err := d.startLinks(); err != nil {
+			return err
 		}
 	}
 	errs := make([]error, len(d.nodes))
@@ -187,20 +251,87 @@ func (d *DB) Setup(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// setupNode picks a port and starts n, retrying with a new port when the
-// broker could not bind the one picked.
+// pickPorts gives n a Kafka port and, in cluster mode, a controller port,
+// and points the proxies to n at them.
+func (d *DB) pickPorts(n *node) error {
+	port, err := pickPort(d.opts.Host)
+	if err != nil {
+		return fmt.Errorf("local db: %s: %w", n.Name, err)
+	}
+	ctrl := 0
+	if d.opts.Cluster != nil {
+		if ctrl, err = pickPort(d.opts.Host); err != nil {
+			return fmt.Errorf("local db: %s: %w", n.Name, err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n.port = port
+	n.Addr = net.JoinHostPort(d.opts.Host, strconv.Itoa(port))
+	n.ctrlPort = ctrl
+	n.Controller = ""
+	if ctrl != 0 {
+		n.Controller = net.JoinHostPort(d.opts.Host, strconv.Itoa(ctrl))
+	}
+	for from := range d.links {
+		if l := d.links[from][n.ID-1]; l != nil {
+			l.kafka.SetUpstream(n.Addr)
+			if l.controller != nil {
+				l.controller.SetUpstream(n.Controller)
+			}
+		}
+	}
+	return nil
+}
+
+// startLinks starts a proxy for every directed link (and port).
+func (d *DB) startLinks() error {
+	listen := net.JoinHostPort(d.opts.Host, "0")
+	links := make([][]*link, len(d.nodes))
+	d.mu.Lock()
+	d.links = links
+	d.mu.Unlock()
+	for i, from := range d.nodes {
+		links[i] = make([]*link, len(d.nodes))
+		for j, to := range d.nodes {
+			if i == j {
+				continue
+			}
+			name := from.Name + "->" + to.Name
+			// Each proxy its own stream of draws, fixed by the seed.
+			seed := d.opts.Seed ^ uint64(i*len(d.nodes)+j)<<32
+			kp, err := proxy.New(proxy.Options{Name: name + " kafka", Listen: listen, Upstream: to.Addr, Seed: seed})
+			if err != nil {
+				return fmt.Errorf("local db: link %s: %w", name, err)
+			}
+			l := &link{kafka: kp}
+			d.mu.Lock()
+			links[i][j] = l
+			d.mu.Unlock()
+			if d.opts.Cluster != nil {
+				cp, err := proxy.New(proxy.Options{Name: name + " controller", Listen: listen, Upstream: to.Controller, Seed: seed | 1<<31})
+				if err != nil {
+					return fmt.Errorf("local db: link %s: %w", name, err)
+				}
+				d.mu.Lock()
+				l.controller = cp
+				d.mu.Unlock()
+			}
+		}
+	}
+	return nil
+}
+
+// setupNode starts n, retrying with new ports when the broker could not
+// bind the ones picked.
 func (d *DB) setupNode(ctx context.Context, n *node) error {
 	var err error
 	for attempt := 1; attempt <= portAttempts; attempt++ {
-		var port int
-		port, err = pickPort(d.opts.Host)
-		if err != nil {
-			return fmt.Errorf("local db: %s: %w", n.Name, err)
+		if attempt > 1 {
+			if err := d.pickPorts(n); err != nil {
+				return err
+			}
 		}
-		d.mu.Lock()
-		n.port = port
-		n.Addr = net.JoinHostPort(d.opts.Host, strconv.Itoa(port))
-		d.mu.Unlock()
 		err = d.startNode(ctx, n)
 		if err == nil || !errors.Is(err, errAddrInUse) {
 			return err
@@ -251,6 +382,39 @@ func (d *DB) args(n *node) []string {
 	}
 	for _, b := range d.opts.Bugs {
 		a = append(a, "--bug", b)
+	}
+	if c := d.opts.Cluster; c != nil {
+		a = append(a, "--controller-listen", n.Controller)
+		for _, peer := range d.nodes {
+			if peer == n {
+				continue
+			}
+			kafka, ctrl := peer.Addr, peer.Controller
+			if d.links != nil {
+				l := d.links[n.ID-1][peer.ID-1]
+				kafka, ctrl = l.kafka.Addr(), l.controller.Addr()
+			}
+			peerArgs := c.PeerArgs
+			if peerArgs == nil {
+				peerArgs = DefaultPeerArgs
+			}
+			a = append(a, peerArgs(peer.ID, kafka, ctrl)...)
+		}
+		if c.SessionTimeout > 0 {
+			a = append(a, "--session-timeout", c.SessionTimeout.String())
+		}
+		if c.ReplicaLagTimeMax > 0 {
+			a = append(a, "--replica-lag-time-max", c.ReplicaLagTimeMax.String())
+		}
+		if c.MinInsyncReplicas > 0 {
+			a = append(a, "--min-insync-replicas", strconv.Itoa(c.MinInsyncReplicas))
+		}
+		if c.DefaultReplicationFactor > 0 {
+			a = append(a, "--default-replication-factor", strconv.Itoa(c.DefaultReplicationFactor))
+		}
+		if c.UncleanLeaderElection {
+			a = append(a, "--unclean-leader-election")
+		}
 	}
 	if d.opts.ExtraArgs != nil {
 		a = append(a, d.opts.ExtraArgs(n.Node)...)
@@ -549,6 +713,21 @@ func (d *DB) Teardown(ctx context.Context) error {
 	}
 	wg.Wait()
 	d.stopSpawner()
+	// The proxies go last: a node being stopped may still be talking.
+	d.mu.Lock()
+	links := d.links
+	d.mu.Unlock()
+	for _, row := range links {
+		for _, l := range row {
+			if l == nil {
+				continue
+			}
+			errs = append(errs, l.kafka.Close())
+			if l.controller != nil {
+				errs = append(errs, l.controller.Close())
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -618,4 +797,155 @@ func (d *DB) stopSpawner() {
 		<-d.spawnDone
 		d.spawnCh = nil
 	}
+}
+
+// ErrNoLinks is returned by the network faults of a DB without
+// Options.Links: its nodes talk directly, with nothing to cut.
+var ErrNoLinks = errors.New("local db: the links between nodes are not proxied (Options.Links is off)")
+
+// LinkAddrs returns the addresses of the proxies node from dials to reach
+// node to: its Kafka port and, in cluster mode, its controller port.
+func (d *DB) LinkAddrs(from, to string) (kafka, controller string, err error) {
+	l, err := d.link(from, to)
+	if err != nil {
+		return "", "", err
+	}
+	kafka = l.kafka.Addr()
+	if l.controller != nil {
+		controller = l.controller.Addr()
+	}
+	return kafka, controller, nil
+}
+
+func (d *DB) byName(name string) (*node, error) {
+	for _, n := range d.nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", db.ErrUnknownNode, name)
+}
+
+func (d *DB) link(from, to string) (*link, error) {
+	f, err := d.byName(from)
+	if err != nil {
+		return nil, err
+	}
+	t, err := d.byName(to)
+	if err != nil {
+		return nil, err
+	}
+	if f == t {
+		return nil, fmt.Errorf("local db: link %s->%s: a node has no link to itself", from, to)
+	}
+	d.mu.Lock()
+	links := d.links
+	d.mu.Unlock()
+	if links == nil {
+		return nil, ErrNoLinks
+	}
+	return links[f.ID-1][t.ID-1], nil
+}
+
+// directed calls fn for each proxy and direction that carries traffic
+// from node from to node to: the Up direction of from's proxies to to
+// (requests from sends) and the Down direction of to's proxies to from
+// (replies from sends on connections to opened).
+func (d *DB) directed(from, to string, fn func(p *proxy.Proxy, dir proxy.Direction)) error {
+	out, err := d.link(from, to)
+	if err != nil {
+		return err
+	}
+	back, err := d.link(to, from)
+	if err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		l   *link
+		dir proxy.Direction
+	}{{out, proxy.Up}, {back, proxy.Down}} {
+		fn(l.l.kafka, l.dir)
+		if l.l.controller != nil {
+			fn(l.l.controller, l.dir)
+		}
+	}
+	return nil
+}
+
+// eachLink checks every pair of links first, so that a bad name changes
+// nothing, then applies fn to them.
+func (d *DB) eachLink(links map[string][]string, fn func(p *proxy.Proxy, dir proxy.Direction)) error {
+	for from, tos := range links {
+		for _, to := range tos {
+			if err := d.directed(from, to, func(*proxy.Proxy, proxy.Direction) {}); err != nil {
+				return err
+			}
+		}
+	}
+	for from, tos := range links {
+		for _, to := range tos {
+			_ = d.directed(from, to, fn)
+		}
+	}
+	return nil
+}
+
+func (d *DB) eachProxy(fn func(p *proxy.Proxy)) error {
+	d.mu.Lock()
+	links := d.links
+	d.mu.Unlock()
+	if links == nil {
+		return ErrNoLinks
+	}
+	for _, row := range links {
+		for _, l := range row {
+			if l == nil {
+				continue
+			}
+			fn(l.kafka)
+			if l.controller != nil {
+				fn(l.controller)
+			}
+		}
+	}
+	return nil
+}
+
+// Partition cuts the traffic each key of drops sends to the nodes of its
+// value, on the Kafka and controller links alike. Bytes in flight are
+// held, not lost (see package db/proxy).
+func (d *DB) Partition(ctx context.Context, drops map[string][]string) error {
+	if err := d.eachLink(drops, func(p *proxy.Proxy, dir proxy.Direction) { p.Cut(dir, true) }); err != nil {
+		return fmt.Errorf("local db: partition: %w", err)
+	}
+	return nil
+}
+
+// Heal ends every cut; packet faults stay.
+func (d *DB) Heal(ctx context.Context) error {
+	if err := d.eachProxy(func(p *proxy.Proxy) { p.Cut(proxy.Up, false); p.Cut(proxy.Down, false) }); err != nil {
+		return fmt.Errorf("local db: heal: %w", err)
+	}
+	return nil
+}
+
+// Shape applies pk to the traffic each key of links sends to the nodes of
+// its value. Loss is modelled as TCP shows it to applications: stalls of
+// one retransmission timeout, never missing bytes (see package db/proxy).
+func (d *DB) Shape(ctx context.Context, links map[string][]string, pk db.Packet) error {
+	if pk.Loss < 0 || pk.Loss > 1 || pk.Delay < 0 || pk.Jitter < 0 {
+		return fmt.Errorf("local db: shape: bad packet fault %+v", pk)
+	}
+	if err := d.eachLink(links, func(p *proxy.Proxy, dir proxy.Direction) { p.Shape(dir, pk) }); err != nil {
+		return fmt.Errorf("local db: shape: %w", err)
+	}
+	return nil
+}
+
+// Unshape ends every packet fault; cuts stay.
+func (d *DB) Unshape(ctx context.Context) error {
+	if err := d.eachProxy(func(p *proxy.Proxy) { p.Shape(proxy.Up, db.Packet{}); p.Shape(proxy.Down, db.Packet{}) }); err != nil {
+		return fmt.Errorf("local db: unshape: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/runner"
+)
+
+func init() {
+	register(command{
+		name:    "matrix",
+		summary: "run acks=0, 1 and all under one seed and fault schedule, and compare",
+		run:     runMatrix,
+	})
+}
+
+func runMatrix(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("garantia matrix", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	levels := fs.StringSlice("acks-levels", runner.AcksLevels, "the acks settings to compare, in order")
+	rf := addRunFlags(fs, false)
+
+	bad := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "garantia matrix: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "Run 'garantia matrix --help' for its flags.")
+		return verdict.ExitBadArguments
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			matrixUsage(stdout, fs)
+			return 0
+		}
+		return bad("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	cfg := rf.finish()
+	cfg.Progress = stderr
+	cfg.Out = stderr // each run's summary goes with its progress; the table to stdout
+	for i := range *levels {
+		(*levels)[i] = strings.TrimSpace((*levels)[i])
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stderr, "garantia matrix: acks %s under seed %d (repeat with --seed %d)\n", strings.Join(*levels, ", "), cfg.Seed, cfg.Seed)
+	m, err := runner.RunMatrix(ctx, cfg, *levels)
+	if err != nil {
+		if runner.IsFlagError(err) {
+			return bad("%v", err)
+		}
+		fmt.Fprintf(stderr, "garantia matrix: %v\n", err)
+		return verdict.ExitInternal
+	}
+	fmt.Fprintln(stdout)
+	m.WriteTable(stdout)
+	fmt.Fprintf(stdout, "\nmatrix: %s (%s, %s)\n", m.Dir, runner.MatrixJSONFile, runner.MatrixMDFile)
+	for _, r := range m.Rows {
+		if r.Error != "" {
+			fmt.Fprintf(stdout, "acks=%s: the harness failed: %s\n", r.Acks, r.Error)
+		} else {
+			fmt.Fprintf(stdout, "acks=%s: %s\n", r.Acks, filepath.Clean(r.Run))
+		}
+	}
+	for _, r := range m.Rows {
+		if r.Error != "" {
+			return verdict.ExitInternal
+		}
+	}
+	return verdict.ExitValid
+}
+
+func matrixUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintln(w, `Usage: garantia matrix [flags]
+
+The seed's lesson, measured: runs the same test once per acks setting
+(0, 1 and all by default), one after the other, under the same seed and so
+the same fault schedule, each a full run with its own run folder, then
+prints one table:
+
+  acks | sent | acknowledged | lost | unseen | duplicates | throughput | p50 | p99 | verdict
+
+Throughput is acknowledged sends per second; p50 and p99 are the latencies
+of acknowledged sends, from invocation to completion in the history. The
+table is also written as matrix.json and matrix.md in STORE/matrix/<time>/
+(STORE/matrix/latest points at it).
+
+Exit codes: 0 when every run completed, whatever its verdict (a lossy acks
+setting losing writes is the measurement, not a failure); 254 bad
+arguments; 255 when a run's harness failed.
+
+Flags:`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
