@@ -27,6 +27,14 @@ func TestBrokerFlags(t *testing.T) {
 		{"bad advertise", []string{"--data-dir", dir, "--advertise", "host:notaport"}, 254, "advertise address"},
 		{"bad log format", []string{"--data-dir", dir, "--log-format", "xml"}, 254, "--log-format"},
 		{"positional argument", []string{"--data-dir", dir, "extra"}, 254, "unexpected argument"},
+		{"help lists the bugs", []string{"--help"}, 0, "hw-truncation"},
+		{"help lists replication flags", []string{"--help"}, 0, "--replica-lag-time-max"},
+		{"unknown bug", []string{"--data-dir", dir, "--bug", "early-ack", "--bug", "nope"}, 254, "unknown bug \"nope\"; known bugs: hw-truncation, early-ack, stale-leader"},
+		{"lag below fetch wait", []string{"--data-dir", dir, "--replica-lag-time-max", "100ms"}, 254, "must exceed --replica-fetch-max-wait"},
+		{"bad min ISR", []string{"--data-dir", dir, "--min-insync-replicas", "0"}, 254, "--min-insync-replicas 0"},
+		{"bad replication factor", []string{"--data-dir", dir, "--default-replication-factor", "0"}, 254, "--default-replication-factor 0"},
+		{"bad peer", []string{"--data-dir", dir, "--peer-kafka", "2:host:1"}, 254, "--peer-kafka"},
+		{"id too large", []string{"--data-dir", dir, "--id", "70000"}, 254, "--id 70000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/garantia/garantia/broker/metadata"
+	"github.com/garantia/garantia/broker/partition"
+	"github.com/garantia/garantia/broker/replication"
 	"github.com/garantia/garantia/broker/server"
 	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
@@ -17,19 +21,26 @@ import (
 // ErrConfig: the configuration is invalid; nothing was started.
 var ErrConfig = errors.New("broker config")
 
+// MaxNodeID is the largest node id: producer ids are spread over the
+// cluster by node id (see producerIDStride).
+const MaxNodeID = producerIDStride - 1
+
 // Config is one node's configuration; the fields mirror the flags of
-// `garantia broker`.
+// `garantia broker`. Zero durations and counts mean the documented
+// defaults.
 type Config struct {
-	// ID is the node id (--id), at least 0.
+	// ID is the node id (--id), 0 to MaxNodeID.
 	ID int32
 	// Listen is the HOST:PORT to listen on (--listen); port 0 picks one,
 	// and Addr tells which.
 	Listen string
 	// Advertise is the HOST:PORT Metadata gives clients (--advertise);
-	// empty means the address actually listened on.
+	// empty means the address actually listened on. It registers this
+	// node in the single-node controller; an injected Controller has its
+	// own record of the advertised address.
 	Advertise string
-	// DataDir holds the logs and the producer id state (--data-dir).
-	// Required unless Store is set.
+	// DataDir holds the logs, the producer id state and the high
+	// watermark checkpoint (--data-dir). Required unless Store is set.
 	DataDir string
 	// Fsync and FsyncInterval are the storage fsync policy (--fsync,
 	// --fsync-interval); "" means never, Kafka's default.
@@ -38,7 +49,8 @@ type Config struct {
 	// SegmentBytes is the storage segment size; 0 is storage's default.
 	SegmentBytes int64
 	// AutoCreateTopics lets Metadata create topics (--auto-create-topics)
-	// with Partitions partitions (--partitions, at least 1).
+	// with Partitions partitions (--partitions, at least 1) and
+	// DefaultReplicationFactor replicas.
 	AutoCreateTopics bool
 	Partitions       int32
 	// MaxFrameBytes bounds a request frame; 0 means 100 MiB.
@@ -48,12 +60,54 @@ type Config struct {
 	// Store, when set, is used instead of opening DataDir (tests run on
 	// storage.NewMemStore). The node closes it on shutdown.
 	Store storage.Store
+
+	// Controller is the cluster metadata: brokers, and every partition's
+	// replicas, leader, leader epoch and ISR (the Raft controller, or a
+	// shared metadata.Memory in tests). The node follows it and asks it for
+	// topic creation and ISR changes; its creator closes it after the node
+	// stops. Nil makes the node a cluster of one: an in-memory controller
+	// with this node as the only broker, in which the topics found in the
+	// data directory are registered again at start.
+	Controller metadata.Controller
+	// PeerKafkaAddrs is how this node reaches the other brokers' Kafka
+	// listeners, by node id, to fetch from them as a follower (may be
+	// proxies). A broker missing here is reached at its advertised address
+	// from the metadata.
+	PeerKafkaAddrs map[int32]string
+	// DefaultReplicationFactor is the replication factor of auto-created
+	// topics and of CreateTopics asking for the default
+	// (--default-replication-factor); 0 means 1.
+	DefaultReplicationFactor int16
+	// MinInsyncReplicas is the min.insync.replicas of topics created
+	// without one (--min-insync-replicas); 0 means 1.
+	MinInsyncReplicas int32
+	// UncleanLeaderElection is the unclean.leader.election.enable of
+	// topics created without one (--unclean-leader-election).
+	UncleanLeaderElection bool
+	// ReplicaLagTimeMax: a follower not caught up for longer leaves the
+	// ISR (--replica-lag-time-max); 0 means 10s. It must exceed
+	// ReplicaFetchMaxWait.
+	ReplicaLagTimeMax time.Duration
+	// ReplicaFetchMaxWait is how long a follower's fetch waits at the
+	// leader for new records (--replica-fetch-max-wait); 0 means 500ms.
+	ReplicaFetchMaxWait time.Duration
+	// RequestTimeout bounds a request's wait on the broker: an acks=all
+	// produce waits at most the smaller of it and the client's timeout, a
+	// topic creation at most it (--request-timeout); 0 means 30s. (An ISR
+	// change waits at most replication.DefaultControllerTimeout and is
+	// proposed again at the next check.)
+	RequestTimeout time.Duration
+	// HWCheckpointInterval is how often high watermarks are checkpointed
+	// to the data directory (--hw-checkpoint-interval); 0 means 5s.
+	HWCheckpointInterval time.Duration
+	// Bugs are the enabled bug switches (--bug).
+	Bugs replication.Bugs
 }
 
 func (c Config) validate() error {
 	switch {
-	case c.ID < 0:
-		return fmt.Errorf("node id %d: must be at least 0", c.ID)
+	case c.ID < 0 || c.ID > MaxNodeID:
+		return fmt.Errorf("node id %d: must be 0 to %d", c.ID, MaxNodeID)
 	case c.Listen == "":
 		return errors.New("listen address is empty")
 	case c.DataDir == "" && c.Store == nil:
@@ -62,6 +116,23 @@ func (c Config) validate() error {
 		return fmt.Errorf("partitions %d: auto-created topics need at least 1", c.Partitions)
 	case c.MaxFrameBytes < 0:
 		return fmt.Errorf("max frame bytes %d is negative", c.MaxFrameBytes)
+	case c.DefaultReplicationFactor < 0:
+		return fmt.Errorf("default replication factor %d is negative", c.DefaultReplicationFactor)
+	case c.MinInsyncReplicas < 0:
+		return fmt.Errorf("min insync replicas %d is negative", c.MinInsyncReplicas)
+	case c.ReplicaLagTimeMax < 0, c.ReplicaFetchMaxWait < 0, c.RequestTimeout < 0, c.HWCheckpointInterval < 0:
+		return fmt.Errorf("negative duration (replica lag time max %v, replica fetch max wait %v, request timeout %v, HW checkpoint interval %v)",
+			c.ReplicaLagTimeMax, c.ReplicaFetchMaxWait, c.RequestTimeout, c.HWCheckpointInterval)
+	}
+	lag, wait := c.ReplicaLagTimeMax, c.ReplicaFetchMaxWait
+	if lag == 0 {
+		lag = replication.DefaultReplicaLagTimeMax
+	}
+	if wait == 0 {
+		wait = replication.DefaultFetchMaxWait
+	}
+	if lag <= wait {
+		return fmt.Errorf("replica lag time max %v must exceed the replica fetch max wait %v, or caught-up idle followers would leave the ISR", lag, wait)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen address %q: %w", c.Listen, err)
@@ -69,6 +140,11 @@ func (c Config) validate() error {
 	if c.Advertise != "" {
 		if _, _, err := splitAdvertise(c.Advertise); err != nil {
 			return err
+		}
+	}
+	for id, addr := range c.PeerKafkaAddrs {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("Kafka address %q of peer %d: %w", addr, id, err)
 		}
 	}
 	return nil
@@ -88,16 +164,29 @@ func splitAdvertise(hostport string) (string, int32, error) {
 
 // Node is a running broker node.
 type Node struct {
-	addr net.Addr
-	done chan struct{}
-	err  error
+	addr     net.Addr
+	replicas *replication.Manager
+	ctrl     metadata.Controller
+	done     chan struct{}
+	err      error
 }
 
 // Addr is the address the node listens on.
 func (n *Node) Addr() net.Addr { return n.addr }
 
+// Controller is the metadata the node follows (the injected one, or its
+// single-node controller).
+func (n *Node) Controller() metadata.Controller { return n.ctrl }
+
+// Replica returns this node's replica of topic/index, or nil if it holds
+// none: its log and replication state, for tests and tools that look
+// inside a running node.
+func (n *Node) Replica(topic string, index int32) *partition.Partition {
+	return n.replicas.Partition(topic, index)
+}
+
 // Done is closed once the node has stopped: listener and connections
-// closed, every goroutine exited, storage closed.
+// closed, replication stopped, every goroutine exited, storage closed.
 func (n *Node) Done() <-chan struct{} { return n.done }
 
 // Err is why the node stopped (nil after a shutdown by its context); call
@@ -110,9 +199,11 @@ func (n *Node) Wait() error {
 	return n.err
 }
 
-// Start opens storage, listens, and serves until ctx ends. It returns once
-// the node is listening (the log line "broker listening" is written then);
-// startup failures are returned and leave nothing running.
+// Start opens storage, listens, applies the metadata (opening and taking
+// the role of every partition this node replicates) and serves until ctx
+// ends. It returns once the node is listening (the log line "broker
+// listening" is written then); startup failures are returned and leave
+// nothing running.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -136,17 +227,24 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		store = s
 	}
+	var rm *replication.Manager
 	fail := func(err error) (*Node, error) {
+		if rm != nil {
+			if cerr := rm.Close(); cerr != nil {
+				logger.Error("stopping replication after a failed start", "err", cerr)
+			}
+		}
 		if cerr := store.Close(); cerr != nil {
 			logger.Error("closing storage after a failed start", "err", cerr)
 		}
 		return nil, err
 	}
 
-	pids, err := openProducerIDs(cfg.DataDir)
+	localPIDs, err := openProducerIDs(cfg.DataDir)
 	if err != nil {
 		return fail(fmt.Errorf("broker: %w", err))
 	}
+	pids := &clusterProducerIDs{local: localPIDs, node: int64(cfg.ID)}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fail(fmt.Errorf("broker: listening on %s: %w", cfg.Listen, err))
@@ -160,20 +258,55 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		ln.Close()
 		return fail(fmt.Errorf("broker: %w", err))
 	}
-	srv, err := server.New(server.Config{
-		NodeID:            cfg.ID,
-		AdvertisedHost:    host,
-		AdvertisedPort:    port,
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: cfg.Partitions,
-		MaxFrameBytes:     cfg.MaxFrameBytes,
-		Logger:            logger,
-	}, store, pids)
+	topicDefaults := metadata.TopicConfig{MinInsyncReplicas: max(cfg.MinInsyncReplicas, 1), UncleanLeaderElection: cfg.UncleanLeaderElection}
+	ctrl := cfg.Controller
+	if ctrl == nil {
+		ctrl, err = singleNodeController(metadata.Broker{ID: cfg.ID, Host: host, Port: port}, store, topicDefaults)
+		if err != nil {
+			ln.Close()
+			return fail(fmt.Errorf("broker: %w", err))
+		}
+	}
+	checkpoint := ""
+	if cfg.DataDir != "" && cfg.Store == nil {
+		checkpoint = filepath.Join(cfg.DataDir, replication.CheckpointFile)
+	}
+	rm, err = replication.New(replication.Config{
+		NodeID:             cfg.ID,
+		Store:              store,
+		Controller:         ctrl,
+		PeerKafkaAddrs:     cfg.PeerKafkaAddrs,
+		ReplicaLagTimeMax:  cfg.ReplicaLagTimeMax,
+		FetchMaxWait:       cfg.ReplicaFetchMaxWait,
+		CheckpointPath:     checkpoint,
+		CheckpointInterval: cfg.HWCheckpointInterval,
+		Bugs:               cfg.Bugs,
+		Logger:             logger,
+	})
 	if err != nil {
 		ln.Close()
 		return fail(fmt.Errorf("broker: %w", err))
 	}
-	pids.atLeast(srv.MaxProducerID() + 1)
+	// Take every role before serving, so that a restarted node answers
+	// for its partitions at once.
+	rm.Reconcile()
+	pids.atLeast(rm.MaxProducerID())
+	srv, err := server.New(server.Config{
+		NodeID:                   cfg.ID,
+		AutoCreateTopics:         cfg.AutoCreateTopics,
+		DefaultPartitions:        cfg.Partitions,
+		DefaultReplicationFactor: max(cfg.DefaultReplicationFactor, 1),
+		DefaultTopicConfig:       topicDefaults,
+		RequestTimeout:           cfg.RequestTimeout,
+		EarlyAckBug:              cfg.Bugs.EarlyAck,
+		MaxFrameBytes:            cfg.MaxFrameBytes,
+		Logger:                   logger,
+	}, ctrl, rm, pids)
+	if err != nil {
+		ln.Close()
+		return fail(fmt.Errorf("broker: %w", err))
+	}
+	rm.Start()
 
 	maxFrame := cfg.MaxFrameBytes
 	if maxFrame == 0 {
@@ -181,17 +314,27 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	logger.Info("broker listening", "listen", ln.Addr().String(), "advertise", advertise,
 		"data_dir", cfg.DataDir, "fsync", string(cfg.Fsync), "auto_create_topics", cfg.AutoCreateTopics,
-		"partitions", cfg.Partitions, "max_frame_bytes", maxFrame)
+		"partitions", cfg.Partitions, "max_frame_bytes", maxFrame, "single_node", cfg.Controller == nil,
+		"default_replication_factor", max(cfg.DefaultReplicationFactor, 1), "min_insync_replicas", topicDefaults.MinInsyncReplicas,
+		"unclean_leader_election", cfg.UncleanLeaderElection, "replica_lag_time_max", orDefault(cfg.ReplicaLagTimeMax, replication.DefaultReplicaLagTimeMax).String(),
+		"bugs", cfg.Bugs.Names())
 
-	n := &Node{addr: ln.Addr(), done: make(chan struct{})}
+	n := &Node{addr: ln.Addr(), replicas: rm, ctrl: ctrl, done: make(chan struct{})}
 	go func() {
 		defer close(n.done)
 		serveErr := srv.Serve(ctx, ln)
+		rmErr := rm.Close()
+		if rmErr != nil {
+			rmErr = fmt.Errorf("broker: stopping replication: %w", rmErr)
+		}
+		if cfg.Controller == nil {
+			ctrl.Close()
+		}
 		closeErr := store.Close()
 		if closeErr != nil {
 			closeErr = fmt.Errorf("broker: closing storage: %w", closeErr)
 		}
-		n.err = errors.Join(serveErr, closeErr)
+		n.err = errors.Join(serveErr, rmErr, closeErr)
 		if n.err != nil {
 			logger.Error("broker stopped", "err", n.err)
 		} else {
@@ -201,6 +344,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
 // Run is Start followed by Wait.
 func Run(ctx context.Context, cfg Config) error {
 	n, err := Start(ctx, cfg)
@@ -208,4 +358,37 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return n.Wait()
+}
+
+// singleNodeController is the metadata of a cluster of one: this node is
+// the only broker and the controller, and every topic in the store is
+// registered again with its partition count, replication factor 1, and a
+// leader epoch that continues its logs' (epochs never go back along a
+// log).
+func singleNodeController(self metadata.Broker, store storage.Store, topicDefaults metadata.TopicConfig) (*metadata.Memory, error) {
+	m := metadata.NewMemory(self)
+	for name, n := range store.Topics() {
+		if err := m.CreateTopic(context.Background(), name, n, 1, topicDefaults); err != nil {
+			return nil, fmt.Errorf("registering topic %q found in the data directory: %w", name, err)
+		}
+	}
+	err := m.Update(func(s *metadata.Snapshot) (*metadata.Snapshot, error) {
+		n := s.Clone()
+		n.ControllerID = self.ID
+		for name, t := range n.Topics {
+			for i := range t.Partitions {
+				log, err := store.Partition(name, int32(i), false)
+				if errors.Is(err, storage.ErrUnknownPartition) {
+					continue // a gap in the partition numbers: created empty
+				}
+				if err != nil {
+					return nil, fmt.Errorf("opening %s-%d: %w", name, i, err)
+				}
+				t.Partitions[i].LeaderEpoch = max(log.LatestEpoch(), 0)
+			}
+		}
+		n.Version++
+		return n, nil
+	})
+	return m, err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/broker/storage"
+	"github.com/garantia/garantia/broker/wire"
 )
 
 func TestProducerIDsNeverRepeatAcrossRestarts(t *testing.T) {
@@ -72,6 +73,15 @@ func TestConfigValidation(t *testing.T) {
 		{"advertise without port", func(c *Config) { c.Advertise = "host" }, "advertise address"},
 		{"advertise port 0", func(c *Config) { c.Advertise = "host:0" }, "advertise address"},
 		{"advertise fine", func(c *Config) { c.Advertise = "broker-1.example:9092" }, ""},
+		{"id too large", func(c *Config) { c.ID = MaxNodeID + 1 }, "node id 65536"},
+		{"lag below the fetch wait", func(c *Config) { c.ReplicaLagTimeMax = 200 * time.Millisecond }, "must exceed the replica fetch max wait 500ms"},
+		{"lag above a short fetch wait", func(c *Config) {
+			c.ReplicaLagTimeMax, c.ReplicaFetchMaxWait = 200*time.Millisecond, 50*time.Millisecond
+		}, ""},
+		{"negative min ISR", func(c *Config) { c.MinInsyncReplicas = -1 }, "min insync replicas -1"},
+		{"negative replication factor", func(c *Config) { c.DefaultReplicationFactor = -2 }, "replication factor -2"},
+		{"negative request timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "negative duration"},
+		{"bad peer address", func(c *Config) { c.PeerKafkaAddrs = map[int32]string{2: "nowhere"} }, "peer 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,5 +130,49 @@ func TestStartFailuresLeaveNothingRunning(t *testing.T) {
 	}
 	if err := n.Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSingleNodeContinuesLogEpochs: a data directory whose logs were
+// written at leader epoch 3 (by a cluster) opens as a cluster of one that
+// leads at epoch 3, so appends keep epochs non-decreasing along the log.
+func TestSingleNodeContinuesLogEpochs(t *testing.T) {
+	dir := t.TempDir()
+	st, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := st.Partition("old", 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := wire.EncodeBatch(wire.BatchHeader{ProducerID: -1, BaseSequence: -1}, []wire.Record{{Value: []byte("x")}})
+	if _, err := log.AppendAsLeader(b, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := Start(ctx, Config{ID: 1, Listen: "127.0.0.1:0", DataDir: dir, Partitions: 1})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := n.Wait(); err != nil {
+			t.Error(err)
+		}
+	}()
+	p := n.Replica("old", 0)
+	if p == nil {
+		t.Fatal("no replica of old-0 after the restart")
+	}
+	if !p.IsLeader() || p.LeaderEpoch() != 3 || p.HighWatermark() != 1 {
+		t.Fatalf("replica of old-0 after the restart: %+v", p.State())
+	}
+	if _, err := p.AppendAsLeader(b, -1); err != nil {
+		t.Fatalf("append at the continued epoch: %v", err)
 	}
 }

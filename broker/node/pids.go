@@ -78,6 +78,37 @@ func (a *fileProducerIDs) NextProducerID() (int64, error) {
 	return id, nil
 }
 
+// producerIDStride spreads producer ids over the cluster: node n hands out
+// n, n+stride, n+2*stride, ..., so that no two brokers ever hand out the
+// same id without asking anyone (an idempotent producer's state moves
+// with its partition to whichever broker leads it next, so ids must be
+// unique cluster-wide). Node ids must therefore be below it.
+const producerIDStride = 1 << 16
+
+// clusterProducerIDs hands out cluster-unique producer ids from a node's
+// durable counter.
+type clusterProducerIDs struct {
+	local *fileProducerIDs
+	node  int64
+}
+
+// NextProducerID implements server.ProducerIDs.
+func (c *clusterProducerIDs) NextProducerID() (int64, error) {
+	n, err := c.local.NextProducerID()
+	if err != nil {
+		return 0, err
+	}
+	return n*producerIDStride + c.node, nil
+}
+
+// atLeast makes every future id larger than maxSeen (the largest id in
+// any log, whichever node handed it out).
+func (c *clusterProducerIDs) atLeast(maxSeen int64) {
+	if maxSeen >= 0 {
+		c.local.atLeast(maxSeen/producerIDStride + 1)
+	}
+}
+
 // writeFileSynced replaces path atomically and durably: write a temporary
 // file, fsync it, rename it over path, fsync the directory.
 func writeFileSynced(path string, data []byte) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
 )
@@ -26,10 +27,17 @@ func plain(n int) []byte { return batch(-1, -1, -1, n) }
 
 func open(t *testing.T, log storage.PartitionLog) *Partition {
 	t.Helper()
-	p, err := Open("t", 0, 1, max(log.LatestEpoch(), 0), log)
+	return openLeader(t, log, max(log.LatestEpoch(), 0))
+}
+
+// openLeader opens a partition led by node 1, its only replica, at epoch.
+func openLeader(t *testing.T, log storage.PartitionLog, epoch int32) *Partition {
+	t.Helper()
+	p, err := Open(Config{Topic: "t", Index: 0, Self: 1, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.BecomeLeader(metadata.Partition{Topic: "t", Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: epoch}, 1, time.Now())
 	return p
 }
 
@@ -83,7 +91,7 @@ func TestIdempotentSequences(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := open(t, storage.NewMemLog("t-0"))
 			for i, s := range tt.steps {
-				res, err := p.AppendAsLeader(s.b)
+				res, err := p.AppendAsLeader(s.b, 1)
 				if s.wantErr != nil {
 					if !errors.Is(err, s.wantErr) {
 						t.Fatalf("step %d: err = %v, want %v", i, err, s.wantErr)
@@ -105,7 +113,7 @@ func TestProducerStateRebuiltFromLog(t *testing.T) {
 	log := storage.NewMemLog("t-0")
 	p := open(t, log)
 	for _, b := range [][]byte{batch(3, 0, 0, 2), batch(9, 2, 0, 1), batch(3, 0, 2, 2), plain(1)} {
-		if _, err := p.AppendAsLeader(b); err != nil {
+		if _, err := p.AppendAsLeader(b, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,13 +122,13 @@ func TestProducerStateRebuiltFromLog(t *testing.T) {
 	if q.MaxProducerID() != 9 {
 		t.Fatalf("MaxProducerID = %d, want 9", q.MaxProducerID())
 	}
-	if res, err := q.AppendAsLeader(batch(3, 0, 2, 2)); err != nil || !res.Duplicate || res.BaseOffset != 3 {
+	if res, err := q.AppendAsLeader(batch(3, 0, 2, 2), 1); err != nil || !res.Duplicate || res.BaseOffset != 3 {
 		t.Fatalf("retry after restart: %+v, %v; want a duplicate at 3", res, err)
 	}
-	if _, err := q.AppendAsLeader(batch(3, 0, 5, 1)); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+	if _, err := q.AppendAsLeader(batch(3, 0, 5, 1), 1); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
 		t.Fatalf("gap after restart: err = %v", err)
 	}
-	if res, err := q.AppendAsLeader(batch(9, 2, 1, 1)); err != nil || res.BaseOffset != 6 {
+	if res, err := q.AppendAsLeader(batch(9, 2, 1, 1), 1); err != nil || res.BaseOffset != 6 {
 		t.Fatalf("next after restart: %+v, %v; want base 6", res, err)
 	}
 	if q.HighWatermark() != 7 {
@@ -132,12 +140,12 @@ func TestHighWatermarkWaits(t *testing.T) {
 	p := open(t, storage.NewMemLog("t-0"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := p.WaitForHighWatermark(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+	if err := p.WaitCommitted(ctx, 1, 0); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("wait on an empty log: err = %v, want deadline exceeded", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.WaitForHighWatermark(context.Background(), 3) }()
-	if _, err := p.AppendAsLeader(plain(1)); err != nil {
+	go func() { done <- p.WaitCommitted(context.Background(), 3, 0) }()
+	if _, err := p.AppendAsLeader(plain(1), 1); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -145,7 +153,7 @@ func TestHighWatermarkWaits(t *testing.T) {
 		t.Fatalf("woke at high watermark 1 waiting for 3: %v", err)
 	case <-time.After(10 * time.Millisecond):
 	}
-	if _, err := p.AppendAsLeader(plain(2)); err != nil {
+	if _, err := p.AppendAsLeader(plain(2), 1); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -166,10 +174,7 @@ func TestHighWatermarkWaits(t *testing.T) {
 }
 
 func TestLeaderEpochChecks(t *testing.T) {
-	p, err := Open("t", 0, 1, 3, storage.NewMemLog("t-0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openLeader(t, storage.NewMemLog("t-0"), 3)
 	for _, tt := range []struct {
 		epoch int32
 		want  error
@@ -178,7 +183,7 @@ func TestLeaderEpochChecks(t *testing.T) {
 			t.Errorf("CheckLeaderEpoch(%d) = %v, want %v", tt.epoch, err, tt.want)
 		}
 	}
-	if _, err := p.AppendAsLeader(plain(2)); err != nil {
+	if _, err := p.AppendAsLeader(plain(2), 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -205,11 +210,11 @@ func TestConcurrentProducers(t *testing.T) {
 		go func() {
 			for s := int32(0); s < batches; s++ {
 				b := batch(pid, 0, s, 1)
-				res, err := p.AppendAsLeader(b)
+				res, err := p.AppendAsLeader(b, 1)
 				if err == nil && s%10 == 0 {
 					// A retry must be a duplicate at the same offset.
 					var again AppendResult
-					again, err = p.AppendAsLeader(b)
+					again, err = p.AppendAsLeader(b, 1)
 					if err == nil && (!again.Duplicate || again.BaseOffset != res.BaseOffset) {
 						err = fmt.Errorf("producer %d seq %d: retry gave %+v, first %+v", pid, s, again, res)
 					}

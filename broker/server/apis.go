@@ -92,7 +92,7 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte) (*pending, error
 	case *kmsg.ApiVersionsRequest:
 		p.resp = s.handleApiVersions(r)
 	case *kmsg.MetadataRequest:
-		p.resp = s.handleMetadata(r)
+		p.resp = s.handleMetadata(ctx, r)
 	case *kmsg.ProduceRequest:
 		s.handleProduce(p, r)
 	case *kmsg.FetchRequest:
@@ -103,7 +103,7 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte) (*pending, error
 	case *kmsg.OffsetForLeaderEpochRequest:
 		p.resp = s.handleOffsetForLeaderEpoch(r)
 	case *kmsg.CreateTopicsRequest:
-		p.resp = s.handleCreateTopics(r)
+		p.resp = s.handleCreateTopics(ctx, r)
 	case *kmsg.InitProducerIDRequest:
 		p.resp = s.handleInitProducerID(r)
 	default:

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/partition"
 	"github.com/garantia/garantia/broker/storage"
 )
@@ -22,11 +24,26 @@ const maxFetchResponseBytes = 64 << 20
 // (and the connection's later responses) for ever.
 const maxFetchWait = 30 * time.Second
 
-// handleFetch answers a consumer fetch: only records below the high
-// watermark, at most PartitionMaxBytes per partition and MaxBytes in all
-// (but at least one batch, KIP-74), waiting up to MaxWaitMillis for
-// MinBytes to become available. It runs on the connection's writer, so
-// waiting delays no other connection and no read on this one.
+// fetchTarget is one requested partition, resolved once per request.
+type fetchTarget struct {
+	part *partition.Partition
+	err  error // why it cannot be served (in every response)
+	// diverging, for a follower's fetch, is where its last epoch ended
+	// here when its log diverges from this one.
+	diverging *partition.EpochEnd
+}
+
+// handleFetch answers a fetch. A consumer's (ReplicaID -1) sees only
+// records below the high watermark; a follower's (ReplicaID = its broker
+// id) sees everything up to the log end and reports the follower's log end
+// offset to the leader (which may advance the high watermark), or where
+// its log diverges. Either gets at most PartitionMaxBytes per partition and
+// MaxBytes in all (but at least one batch, KIP-74), waiting up to
+// MaxWaitMillis for MinBytes to become available: a consumer until the
+// high watermark moves, a follower until new records are appended. Only
+// the leader serves fetches; others answer NOT_LEADER_OR_FOLLOWER with the
+// current leader. It runs on the connection's writer, so waiting delays no
+// other connection and no read on this one.
 //
 // Fetch sessions (KIP-227) are not kept: every response carries session id
 // 0, which tells the client to keep sending full fetch requests.
@@ -41,22 +58,26 @@ func (s *Server) handleFetch(ctx context.Context, received time.Time, req *kmsg.
 
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
 	deadline := received.Add(wait)
-	parts := s.fetchPartitions(req)
-
-	// Watch before the first read so that an append between the read and
-	// the wait still wakes us.
-	wake := make(chan struct{}, 1)
-	for _, p := range parts {
-		if p != nil {
-			defer p.Watch(wake)()
-		}
-	}
+	replica := req.ReplicaID >= 0
+	targets := s.fetchTargets(req, replica)
 
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
+	if replica {
+		return s.replicaFetchLoop(ctx, req, targets, deadline, timer)
+	}
+
+	// Watch before the first read so that a high watermark move between
+	// the read and the wait still wakes us.
+	wake := make(chan struct{}, 1)
+	for _, t := range targets {
+		if t.part != nil {
+			defer t.part.Watch(wake)()
+		}
+	}
 	for {
-		resp, nbytes, failed := s.fetchOnce(req, parts)
-		if failed || int64(nbytes) >= int64(req.MinBytes) || !time.Now().Before(deadline) {
+		resp, nbytes, stop := s.fetchOnce(req, targets, false)
+		if stop || int64(nbytes) >= int64(req.MinBytes) || !time.Now().Before(deadline) {
 			return resp
 		}
 		select {
@@ -68,46 +89,98 @@ func (s *Server) handleFetch(ctx context.Context, received time.Time, req *kmsg.
 	}
 }
 
-// fetchPartitions resolves the requested partitions, nil where unknown.
-func (s *Server) fetchPartitions(req *kmsg.FetchRequest) []*partition.Partition {
-	var parts []*partition.Partition
-	for _, t := range req.Topics {
-		for _, rp := range t.Partitions {
-			parts = append(parts, s.partitionOf(t.Topic, rp.Partition))
+// replicaFetchLoop long-polls a follower's fetch on the logs themselves
+// (storage Notify): it returns as soon as any requested log grows, so that
+// replication, and with it acks=all, waits on no timer.
+func (s *Server) replicaFetchLoop(ctx context.Context, req *kmsg.FetchRequest, targets []fetchTarget, deadline time.Time, timer *time.Timer) kmsg.Response {
+	cases := make([]reflect.SelectCase, 0, len(targets)+2)
+	for {
+		// Take the channels before reading, or an append in between is
+		// missed.
+		cases = cases[:0]
+		for _, t := range targets {
+			if t.part != nil && t.err == nil {
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.part.Log().Notify())})
+			}
+		}
+		resp, nbytes, stop := s.fetchOnce(req, targets, true)
+		if stop || int64(nbytes) >= int64(req.MinBytes) || !time.Now().Before(deadline) {
+			return resp
+		}
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+		// A log grew, or the timer fired (the next round answers with what
+		// there is then), or the connection ended.
+		if chosen, _, _ := reflect.Select(cases); chosen == len(cases)-1 {
+			return resp
 		}
 	}
-	return parts
+}
+
+// fetchTargets resolves the requested partitions. For a follower's fetch
+// it also records the follower's progress at the leader, once per request
+// (see partition.ReplicaFetch).
+func (s *Server) fetchTargets(req *kmsg.FetchRequest, replica bool) []fetchTarget {
+	var out []fetchTarget
+	now := time.Now()
+	for _, t := range req.Topics {
+		for _, rp := range t.Partitions {
+			var ft fetchTarget
+			ft.part, _, ft.err = s.leaderOf(t.Topic, rp.Partition)
+			if ft.err == nil && replica {
+				lastFetched := int32(-1)
+				if req.Version >= 12 {
+					lastFetched = rp.LastFetchedEpoch
+				}
+				ft.diverging, ft.err = ft.part.ReplicaFetch(req.ReplicaID, rp.FetchOffset, lastFetched, rp.CurrentLeaderEpoch, now)
+			}
+			out = append(out, ft)
+		}
+	}
+	return out
 }
 
 // fetchOnce builds the response from what is readable now. It returns the
-// record bytes included and whether any partition errored (which makes
-// Kafka answer at once instead of waiting).
-func (s *Server) fetchOnce(req *kmsg.FetchRequest, parts []*partition.Partition) (*kmsg.FetchResponse, int, bool) {
+// record bytes included and whether to answer at once (a partition
+// errored, which makes Kafka answer without waiting, or diverged).
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, targets []fetchTarget, replica bool) (*kmsg.FetchResponse, int, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 || budget > maxFetchResponseBytes {
 		budget = maxFetchResponseBytes
 	}
 	var nbytes int
-	var failed bool
+	var stop bool
 	i := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
 		for _, rp := range t.Partitions {
-			part := parts[i]
+			target := &targets[i]
 			i++
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			// librdkafka takes a null record set (length -1) for a broken
 			// MessageSet, so an empty answer is an empty, present one.
 			sp.RecordBatches = []byte{}
-			if err := s.fetchPartition(part, req, rp, &sp, budget, nbytes > 0); err != nil {
-				failed = true
+			if err := s.fetchPartition(target, req, rp, &sp, budget, nbytes > 0, replica); err != nil {
+				stop = true
 				sp.ErrorCode = errorCode(err)
-				if sp.ErrorCode == kerr.UnknownServerError.Code {
+				switch sp.ErrorCode {
+				case kerr.UnknownServerError.Code:
 					s.log.Error("fetch failed", "topic", t.Topic, "partition", rp.Partition, "err", err)
+				case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code:
+					// The newest metadata: the leader may have changed
+					// during a long poll.
+					st, ok := s.ctrl.Snapshot().Partition(t.Topic, rp.Partition)
+					if ok && st.Leader != metadata.NoLeader && st.Leader != s.cfg.NodeID {
+						sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = st.Leader, st.LeaderEpoch
+					}
 				}
+			}
+			if sp.DivergingEpoch.EndOffset >= 0 {
+				stop = true
 			}
 			budget -= int64(len(sp.RecordBatches))
 			nbytes += len(sp.RecordBatches)
@@ -115,28 +188,53 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, parts []*partition.Partition)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, nbytes, failed
+	return resp, nbytes, stop
 }
 
-func (s *Server) fetchPartition(part *partition.Partition, req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int64, haveData bool) error {
-	if part == nil {
-		return kerr.UnknownTopicOrPartition
+// setDiverging fills a response's diverging epoch. A leader with no epoch
+// at or below the fetcher's last one answers its log start offset: all of
+// the fetcher's records differ from the leader's (an end offset of -1
+// would read as "no divergence").
+func setDiverging(sp *kmsg.FetchResponseTopicPartition, d partition.EpochEnd, logStart int64) {
+	sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = d.Epoch, d.EndOffset
+	if d.Epoch < 0 || d.EndOffset < 0 {
+		sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = -1, logStart
+	}
+}
+
+func (s *Server) fetchPartition(t *fetchTarget, req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget int64, haveData, replica bool) error {
+	if t.err != nil {
+		return t.err
+	}
+	part := t.part
+	if !part.IsLeader() {
+		// Deposed during the long poll: send the client on its way.
+		return fmt.Errorf("%w: %s-%d: this node stopped leading", kerr.NotLeaderForPartition, part.Topic(), part.Index())
 	}
 	log := part.Log()
 	hw := part.HighWatermark()
 	sp.HighWatermark = hw
 	sp.LastStableOffset = hw // no transactions: everything committed is stable
 	sp.LogStartOffset = log.StartOffset()
-	if err := part.CheckLeaderEpoch(rp.CurrentLeaderEpoch); err != nil {
-		return err
+	if t.diverging != nil {
+		setDiverging(sp, *t.diverging, sp.LogStartOffset)
+		return nil
 	}
-	// KIP-320/595: a fetcher that names the epoch of its last fetched
-	// batch learns where its log diverges from ours.
-	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
-		epoch, end := part.EndOffsetForEpoch(rp.LastFetchedEpoch)
-		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
-			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
-			return nil
+	limit := hw
+	if replica {
+		limit = log.EndOffset()
+	} else {
+		if err := part.CheckLeaderEpoch(rp.CurrentLeaderEpoch); err != nil {
+			return err
+		}
+		// KIP-320/595: a fetcher that names the epoch of its last fetched
+		// batch learns where its log diverged from ours.
+		if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+			epoch, end := part.EndOffsetForEpoch(rp.LastFetchedEpoch)
+			if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
+				setDiverging(sp, partition.EpochEnd{Epoch: epoch, EndOffset: end}, sp.LogStartOffset)
+				return nil
+			}
 		}
 	}
 	if rp.FetchOffset < sp.LogStartOffset || rp.FetchOffset > log.EndOffset() {
@@ -150,7 +248,7 @@ func (s *Server) fetchPartition(part *partition.Partition, req *kmsg.FetchReques
 		return nil
 	}
 	maxBytes = min(maxBytes, max(budget, 1))
-	b, err := log.Read(rp.FetchOffset, int(maxBytes), hw)
+	b, err := log.Read(rp.FetchOffset, int(maxBytes), limit)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return fmt.Errorf("%w: %s-%d: %w", kerr.OffsetOutOfRange, part.Topic(), part.Index(), err)

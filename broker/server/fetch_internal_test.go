@@ -5,21 +5,13 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/garantia/garantia/broker/storage"
 )
 
 // TestEmptyRecordSetIsPresent guards librdkafka compatibility: an empty
 // partition's record set must encode as length 0, never as null (-1),
 // which librdkafka rejects as "invalid MessageSetSize -1" and then stalls.
 func TestEmptyRecordSetIsPresent(t *testing.T) {
-	s, err := New(Config{NodeID: 1}, storage.NewMemStore(), &counterPIDs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.createTopic("e", 1, false); err != nil {
-		t.Fatal(err)
-	}
+	s := newSingleServer(t, Config{}, "e")
 	for _, v := range []int16{4, 11, 12} {
 		req := kmsg.NewPtrFetchRequest()
 		req.Version, req.MaxBytes = v, 1<<20
@@ -29,7 +21,7 @@ func TestEmptyRecordSetIsPresent(t *testing.T) {
 		rp.PartitionMaxBytes = 1 << 20
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, _, _ := s.fetchOnce(req, s.fetchPartitions(req))
+		resp, _, _ := s.fetchOnce(req, s.fetchTargets(req, false), false)
 		sp := resp.Topics[0].Partitions[0]
 		if sp.RecordBatches == nil {
 			t.Fatalf("v%d: empty partition's record set is nil (encodes as null)", v)

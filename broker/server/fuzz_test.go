@@ -9,13 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
 )
-
-type counterPIDs struct{ next int64 }
-
-func (c *counterPIDs) NextProducerID() (int64, error) { c.next++; return c.next, nil }
 
 func fuzzFrame(req kmsg.Request, corr int32) []byte {
 	id := "fuzz"
@@ -94,13 +89,7 @@ func FuzzHandleFrame(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		s, err := New(Config{NodeID: 1, AdvertisedHost: "127.0.0.1", AdvertisedPort: 9092, AutoCreateTopics: true, DefaultPartitions: 2}, storage.NewMemStore(), &counterPIDs{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.createTopic(topic, 2, false); err != nil {
-			t.Fatal(err)
-		}
+		s := newSingleServer(t, Config{AutoCreateTopics: true, DefaultPartitions: 2}, topic)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		p, err := s.handleFrame(ctx, frame)

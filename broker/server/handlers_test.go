@@ -330,14 +330,30 @@ func TestFetchSemantics(t *testing.T) {
 		}
 	})
 	t.Run("long poll wakes on a produce", func(t *testing.T) {
-		w := dialRaw(t, n)
+		w, p := dialRaw(t, n), dialRaw(t, n)
+		pr := kmsg.NewPtrProduceRequest()
+		pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = "f"
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Records = batchOf(-1, -1, 1, "late")
+		pt.Partitions = append(pt.Partitions, pp)
+		pr.Topics = append(pr.Topics, pt)
 		start := time.Now()
+		wrote := make(chan error, 1)
 		go func() {
+			// No t here: the test may end before this goroutine does.
 			time.Sleep(100 * time.Millisecond)
-			p := dialRaw(t, n)
-			produceRaw(t, p, 1, 1, "f", 0, batchOf(-1, -1, 1, "late"))
+			_, err := p.c.Write(frame(pr, 1))
+			wrote <- err
 		}()
 		sp := fetchRaw(t, w, 18, fetchReq("f", 0, 200, 20000, 1, 1<<20, 1<<20)).Topics[0].Partitions[0]
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+		presp := kmsg.NewPtrProduceResponse()
+		presp.Version = 9
+		p.recv(presp, 1)
 		if got := batchBases(t, sp.RecordBatches); len(got) != 1 || got[0] != 200 {
 			t.Fatalf("batch bases %v, want [200]", got)
 		}

@@ -68,7 +68,8 @@ func TestShutdownStopsEverything(t *testing.T) {
 	for {
 		buf := make([]byte, 1<<20)
 		stacks := string(buf[:runtime.Stack(buf, true)])
-		leaked := strings.Contains(stacks, "garantia/broker/server.") || strings.Contains(stacks, "garantia/broker/node.")
+		leaked := strings.Contains(stacks, "garantia/broker/server.") || strings.Contains(stacks, "garantia/broker/node.") ||
+			strings.Contains(stacks, "garantia/broker/replication.")
 		if !leaked && runtime.NumGoroutine() <= before+2 {
 			return
 		}

@@ -1,40 +1,37 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/garantia/garantia/broker/metadata"
 )
 
-// maxReplicationFactor is the number of brokers a topic can be spread
-// over: this node alone until the cluster issue lands.
-const maxReplicationFactor = 1
-
-// handleMetadata describes this node as the only broker, the controller,
-// and the leader, only replica and only ISR member of every partition.
-func (s *Server) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
+// handleMetadata describes the cluster as this node's metadata has it:
+// the unfenced brokers, the controller, and each partition's leader,
+// leader epoch, replicas, ISR and offline (fenced) replicas.
+func (s *Server) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.cfg.AdvertisedHost, s.cfg.AdvertisedPort
-	resp.Brokers = []kmsg.MetadataResponseBroker{b}
 	clusterID := s.cfg.ClusterID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = s.cfg.NodeID
 
 	// v0 asks for every topic with an empty list, v1+ with a null one.
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
-		s.mu.RLock()
-		all := make([]*topic, 0, len(s.topics))
-		for _, t := range s.topics {
-			all = append(all, t)
+		snap := s.ctrl.Snapshot()
+		names := make([]string, 0, len(snap.Topics))
+		for name := range snap.Topics {
+			names = append(names, name)
 		}
-		s.mu.RUnlock()
-		sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
-		for _, t := range all {
-			resp.Topics = append(resp.Topics, s.describeTopic(t))
+		sort.Strings(names)
+		for _, name := range names {
+			resp.Topics = append(resp.Topics, describeTopic(snap, snap.Topics[name]))
 		}
+		s.describeBrokers(resp, snap)
 		return resp
 	}
 	// Before v4 there was no flag and brokers auto-created if configured.
@@ -43,18 +40,22 @@ func (s *Server) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 		if rt.Topic == nil {
 			mt := kmsg.NewMetadataResponseTopic()
 			mt.TopicID = rt.TopicID
-			s.mu.RLock()
-			t := s.byID[rt.TopicID]
-			s.mu.RUnlock()
+			snap := s.ctrl.Snapshot()
+			var t *metadata.Topic
+			for _, c := range snap.Topics {
+				if c.ID == rt.TopicID {
+					t = c
+				}
+			}
 			if t == nil {
 				mt.ErrorCode = kerr.UnknownTopicID.Code
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, s.describeTopic(t))
+			resp.Topics = append(resp.Topics, describeTopic(snap, t))
 			continue
 		}
-		t, err := s.topicByName(*rt.Topic, autoCreate)
+		t, err := s.topicByName(ctx, *rt.Topic, autoCreate)
 		if err != nil {
 			mt := kmsg.NewMetadataResponseTopic()
 			name := *rt.Topic
@@ -65,30 +66,67 @@ func (s *Server) handleMetadata(req *kmsg.MetadataRequest) kmsg.Response {
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.describeTopic(t))
+		resp.Topics = append(resp.Topics, describeTopic(s.ctrl.Snapshot(), t))
 	}
+	// The brokers last, from the newest snapshot: every leader named above
+	// is listed unless it was fenced meanwhile.
+	s.describeBrokers(resp, s.ctrl.Snapshot())
 	return resp
 }
 
-func (s *Server) describeTopic(t *topic) kmsg.MetadataResponseTopic {
+// describeBrokers lists the unfenced brokers and the controller. Clients
+// send CreateTopics to the controller; any of our brokers can take it (it
+// goes through the metadata controller), so when the metadata names none
+// that clients can reach, this node stands in.
+func (s *Server) describeBrokers(resp *kmsg.MetadataResponse, snap *metadata.Snapshot) {
+	ids := make([]int32, 0, len(snap.Brokers))
+	for id, b := range snap.Brokers {
+		if !b.Fenced {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		b := snap.Brokers[id]
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = b.ID, b.Host, b.Port
+		resp.Brokers = append(resp.Brokers, mb)
+	}
+	resp.ControllerID = s.cfg.NodeID
+	if b, ok := snap.Brokers[snap.ControllerID]; ok && !b.Fenced {
+		resp.ControllerID = snap.ControllerID
+	}
+}
+
+func describeTopic(snap *metadata.Snapshot, t *metadata.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
-	name := t.name
-	mt.Topic, mt.TopicID = &name, t.id
-	for _, p := range t.parts {
+	name := t.Name
+	mt.Topic, mt.TopicID = &name, t.ID
+	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
-		mp.Partition = p.Index()
-		mp.Leader = s.cfg.NodeID
-		mp.LeaderEpoch = p.LeaderEpoch()
-		mp.Replicas = []int32{s.cfg.NodeID}
-		mp.ISR = p.ISR()
+		mp.Partition = p.Index
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = slices.Clone(p.Replicas)
+		mp.ISR = slices.Clone(p.ISR)
 		mp.OfflineReplicas = []int32{}
+		for _, r := range p.Replicas {
+			if b, ok := snap.Brokers[r]; !ok || b.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
+		if p.Leader == metadata.NoLeader {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
 }
 
-// handleCreateTopics creates topics with this node as their only replica.
-func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
+// handleCreateTopics asks the controller to create each topic, with the
+// requested (or default) partitions, replication factor,
+// min.insync.replicas and unclean.leader.election.enable.
+func (s *Server) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	// Kafka refuses every copy of a name that appears twice in one request.
 	seen := make(map[string]int, len(req.Topics))
@@ -98,19 +136,18 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response
 	for _, rt := range req.Topics {
 		ct := kmsg.NewCreateTopicsResponseTopic()
 		ct.Topic = rt.Topic
-		fail := func(err error) {
+		n, rf, err := s.createTopicFromRequest(ctx, rt, seen[rt.Topic], req.ValidateOnly)
+		if err != nil {
 			ct.ErrorCode = errorCode(err)
 			msg := err.Error()
 			ct.ErrorMessage = &msg
 			ct.NumPartitions, ct.ReplicationFactor = -1, -1
-		}
-		n, err := s.createTopicFromRequest(rt, seen[rt.Topic], req.ValidateOnly)
-		if err != nil {
-			fail(err)
+			if ct.ErrorCode != kerr.TopicAlreadyExists.Code {
+				s.log.Info("create topic refused", "topic", rt.Topic, "err", err)
+			}
 		} else {
-			ct.TopicID = topicID(rt.Topic)
-			ct.NumPartitions = n
-			ct.ReplicationFactor = 1
+			ct.TopicID = metadata.TopicID(rt.Topic)
+			ct.NumPartitions, ct.ReplicationFactor = n, rf
 		}
 		resp.Topics = append(resp.Topics, ct)
 	}
@@ -118,41 +155,35 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) kmsg.Response
 }
 
 // createTopicFromRequest validates one CreateTopics entry and creates the
-// topic; it returns the partition count (for a validate-only request, what
-// would have been created).
-func (s *Server) createTopicFromRequest(rt kmsg.CreateTopicsRequestTopic, copies int, validateOnly bool) (int32, error) {
+// topic; it returns the partition count and replication factor (for a
+// validate-only request, what would have been created).
+func (s *Server) createTopicFromRequest(ctx context.Context, rt kmsg.CreateTopicsRequestTopic, copies int, validateOnly bool) (int32, int16, error) {
 	if copies > 1 {
-		return 0, fmt.Errorf("%w: topic %q appears %d times in one request", kerr.InvalidRequest, rt.Topic, copies)
+		return 0, 0, fmt.Errorf("%w: topic %q appears %d times in one request", kerr.InvalidRequest, rt.Topic, copies)
 	}
 	if err := validateTopicName(rt.Topic); err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	if len(rt.ReplicaAssignment) > 0 {
+		return 0, 0, fmt.Errorf("%w: manual replica assignment is not supported; give a partition count and replication factor", kerr.InvalidReplicaAssignment)
 	}
 	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
-	if len(rt.ReplicaAssignment) > 0 {
-		if partitions != -1 || rf != -1 {
-			return 0, fmt.Errorf("%w: both a replica assignment and partitions/replication factor given", kerr.InvalidRequest)
-		}
-		for i, a := range rt.ReplicaAssignment {
-			if a.Partition != int32(i) {
-				return 0, fmt.Errorf("%w: assignments must name partitions 0..n-1 in order, got %d at %d", kerr.InvalidReplicaAssignment, a.Partition, i)
-			}
-			if len(a.Replicas) != 1 || a.Replicas[0] != s.cfg.NodeID {
-				return 0, fmt.Errorf("%w: partition %d assigned to %v; only this node (%d) exists", kerr.InvalidReplicaAssignment, a.Partition, a.Replicas, s.cfg.NodeID)
-			}
-		}
-		partitions, rf = int32(len(rt.ReplicaAssignment)), 1
-	}
 	if partitions == -1 {
 		partitions = s.cfg.DefaultPartitions
 	}
 	if rf == -1 {
-		rf = 1
+		rf = s.cfg.DefaultReplicationFactor
 	}
-	if rf < 1 || rf > maxReplicationFactor {
-		return 0, fmt.Errorf("%w: replication factor %d, there are %d brokers", kerr.InvalidReplicationFactor, rf, maxReplicationFactor)
+	configs := make(map[string]*string, len(rt.Configs))
+	for _, c := range rt.Configs {
+		configs[c.Name] = c.Value
 	}
-	if _, err := s.createTopic(rt.Topic, partitions, validateOnly); err != nil {
-		return 0, err
+	cfg, err := s.topicConfig(configs)
+	if err != nil {
+		return 0, 0, err
 	}
-	return partitions, nil
+	if err := s.createTopic(ctx, rt.Topic, partitions, rf, cfg, validateOnly); err != nil {
+		return 0, 0, err
+	}
+	return partitions, rf, nil
 }

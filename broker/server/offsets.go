@@ -42,9 +42,9 @@ func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 }
 
 func (s *Server) listOffset(topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) error {
-	part := s.partitionOf(topic, rp.Partition)
-	if part == nil {
-		return kerr.UnknownTopicOrPartition
+	part, _, err := s.leaderOf(topic, rp.Partition)
+	if err != nil {
+		return err
 	}
 	if err := part.CheckLeaderEpoch(rp.CurrentLeaderEpoch); err != nil {
 		return err
@@ -167,7 +167,7 @@ func firstRecordAtOrAfter(h wire.BatchHeader, batch []byte, ts int64) (int64, in
 
 // handleOffsetForLeaderEpoch answers, per partition, where the requested
 // epoch ended in this leader's log (KIP-101/279), which a follower or a
-// consumer uses to find where its log diverged.
+// consumer uses to find where its log diverged. Only the leader answers.
 func (s *Server) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	for _, t := range req.Topics {
@@ -177,10 +177,10 @@ func (s *Server) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochReques
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			part := s.partitionOf(t.Topic, rp.Partition)
+			part, _, err := s.leaderOf(t.Topic, rp.Partition)
 			switch {
-			case part == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case err != nil:
+				sp.ErrorCode = errorCode(err)
 			default:
 				if err := part.CheckLeaderEpoch(rp.CurrentLeaderEpoch); err != nil {
 					sp.ErrorCode = errorCode(err)

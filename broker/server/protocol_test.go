@@ -177,19 +177,23 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 
 func TestResponsesInRequestOrder(t *testing.T) {
 	n := startNode(t)
-	createTopic(t, newClient(t, n), "order", 1)
+	createTopic(t, newClient(t, n), "order", 2)
 	r := dialRaw(t, n)
+	// Partition 1 holds one record, so a fetch from its offset 1 is in
+	// range and waits for a second one that never comes; the produce below
+	// goes to partition 0 and does not wake it.
+	produceRaw(t, dialRaw(t, n), 1, 1, "order", 1, wire.EncodeBatch(wire.BatchHeader{ProducerID: -1, BaseSequence: -1}, []wire.Record{{Value: []byte("p1")}}))
 
 	// A long-polling fetch, then a metadata request, then an acks=-1
 	// produce, then a fetch that can be answered at once: responses come
 	// back in that order even though only the first waits.
-	fetch := func(offset int64, wait int32) *kmsg.FetchRequest {
+	fetch := func(partition int32, offset int64, wait int32) *kmsg.FetchRequest {
 		f := kmsg.NewPtrFetchRequest()
 		f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 11, wait, 1, 1<<20
 		ft := kmsg.NewFetchRequestTopic()
 		ft.Topic = "order"
 		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.FetchOffset, fp.PartitionMaxBytes = offset, 1<<20
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = partition, offset, 1<<20
 		ft.Partitions = append(ft.Partitions, fp)
 		f.Topics = append(f.Topics, ft)
 		return f
@@ -207,15 +211,18 @@ func TestResponsesInRequestOrder(t *testing.T) {
 
 	start := time.Now()
 	var pipeline []byte
-	pipeline = append(pipeline, frame(fetch(1, 300), 1)...) // offset 1: waits for a second record
+	pipeline = append(pipeline, frame(fetch(1, 1, 300), 1)...) // waits for a second record
 	pipeline = append(pipeline, frame(md, 2)...)
 	pipeline = append(pipeline, frame(pr, 3)...)
-	pipeline = append(pipeline, frame(fetch(0, 0), 4)...)
+	pipeline = append(pipeline, frame(fetch(0, 0, 0), 4)...)
 	r.writeRaw(pipeline)
 
 	f1 := kmsg.NewPtrFetchResponse()
 	f1.Version = 11
 	r.recv(f1, 1)
+	if c := f1.Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("long-polling fetch: error code %d", c)
+	}
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Fatalf("fetch with MinBytes 1 above the high watermark answered after %v, before its MaxWait of 300ms", waited)
 	}

@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/partition"
-	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
 )
 
@@ -18,10 +20,6 @@ import (
 type Config struct {
 	// NodeID is this broker's id in Metadata and in every replica list.
 	NodeID int32
-	// AdvertisedHost and AdvertisedPort are what Metadata tells clients to
-	// connect to.
-	AdvertisedHost string
-	AdvertisedPort int32
 	// ClusterID is reported in Metadata; empty means "garantia".
 	ClusterID string
 	// AutoCreateTopics lets Metadata create unknown topics that the client
@@ -30,6 +28,20 @@ type Config struct {
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that say -1; below 1 means 1.
 	DefaultPartitions int32
+	// DefaultReplicationFactor is the replication factor of auto-created
+	// topics and of CreateTopics requests that say -1; below 1 means 1.
+	DefaultReplicationFactor int16
+	// DefaultTopicConfig is the min.insync.replicas and
+	// unclean.leader.election.enable of topics whose creation does not set
+	// them.
+	DefaultTopicConfig metadata.TopicConfig
+	// RequestTimeout bounds how long a request waits on the broker's side:
+	// an acks=all produce waits at most the smaller of it and the client's
+	// timeout; a controller call (CreateTopic) at most it. 0 means 30s.
+	RequestTimeout time.Duration
+	// EarlyAckBug is `--bug early-ack`: acks=all produces are answered
+	// right after the leader's own append.
+	EarlyAckBug bool
 	// MaxFrameBytes bounds one request; 0 means wire.DefaultMaxFrameBytes.
 	MaxFrameBytes int
 	// MaxInflightPerConn bounds requests read but not yet answered on one
@@ -39,6 +51,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultRequestTimeout is Config.RequestTimeout's default (Kafka's
+// request.timeout.ms).
+const DefaultRequestTimeout = 30 * time.Second
+
 // ProducerIDs hands out idempotent producer ids that are never reused,
 // not even across restarts.
 type ProducerIDs interface {
@@ -46,26 +62,46 @@ type ProducerIDs interface {
 	NextProducerID() (int64, error)
 }
 
-// Server serves the Kafka protocol for one node.
-type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store storage.Store
-	pids  ProducerIDs
-
-	mu     sync.RWMutex
-	topics map[string]*topic
-	byID   map[[16]byte]*topic
+// Replicas is the set of partition replicas this node holds
+// (replication.Manager implements it).
+type Replicas interface {
+	// Partition returns this node's replica of topic/index, or nil when it
+	// holds none; its role says whether it may serve a request.
+	Partition(topic string, index int32) *partition.Partition
+	// Reconcile applies the newest metadata to the local replicas now,
+	// so that a topic just created here is served at once.
+	Reconcile()
 }
 
-// New makes a server over store and opens the partition state of every
-// topic already in it (rebuilding producer state from the logs).
-func New(cfg Config, store storage.Store, pids ProducerIDs) (*Server, error) {
+// Server serves the Kafka protocol for one node.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	ctrl     metadata.Controller
+	replicas Replicas
+	pids     ProducerIDs
+}
+
+// New makes a server that answers from the cluster metadata in ctrl and
+// the local replicas.
+func New(cfg Config, ctrl metadata.Controller, replicas Replicas, pids ProducerIDs) (*Server, error) {
+	if ctrl == nil || replicas == nil {
+		return nil, errors.New("server: a metadata controller and the replicas are required")
+	}
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = "garantia"
 	}
 	if cfg.DefaultPartitions < 1 {
 		cfg.DefaultPartitions = 1
+	}
+	if cfg.DefaultReplicationFactor < 1 {
+		cfg.DefaultReplicationFactor = 1
+	}
+	if cfg.DefaultTopicConfig.MinInsyncReplicas < 1 {
+		cfg.DefaultTopicConfig.MinInsyncReplicas = 1
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = wire.DefaultMaxFrameBytes
@@ -77,36 +113,7 @@ func New(cfg Config, store storage.Store, pids ProducerIDs) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{
-		cfg:    cfg,
-		log:    logger,
-		store:  store,
-		pids:   pids,
-		topics: make(map[string]*topic),
-		byID:   make(map[[16]byte]*topic),
-	}
-	for name, n := range store.Topics() {
-		t, err := s.openTopic(name, n, false)
-		if err != nil {
-			return nil, fmt.Errorf("server: opening existing topic %q: %w", name, err)
-		}
-		s.topics[name] = t
-		s.byID[t.id] = t
-	}
-	return s, nil
-}
-
-// MaxProducerID is the largest producer id found in any log, or -1.
-func (s *Server) MaxProducerID() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	m := int64(-1)
-	for _, t := range s.topics {
-		for _, p := range t.parts {
-			m = max(m, p.MaxProducerID())
-		}
-	}
-	return m
+	return &Server{cfg: cfg, log: logger, ctrl: ctrl, replicas: replicas, pids: pids}, nil
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and every
@@ -155,14 +162,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// partitionOf returns the partition, or nil if the topic or partition does
-// not exist.
-func (s *Server) partitionOf(topic string, index int32) *partition.Partition {
-	s.mu.RLock()
-	t := s.topics[topic]
-	s.mu.RUnlock()
-	if t == nil || index < 0 || int(index) >= len(t.parts) {
-		return nil
+// leaderOf returns the partition if this node leads it. Otherwise it
+// returns the error the client should see: UNKNOWN_TOPIC_OR_PARTITION if
+// the metadata has no such partition, else NOT_LEADER_OR_FOLLOWER, with
+// the metadata's view of the partition (for the client's leader hint).
+func (s *Server) leaderOf(topic string, index int32) (*partition.Partition, metadata.Partition, error) {
+	snap := s.ctrl.Snapshot()
+	st, ok := snap.Partition(topic, index)
+	if !ok {
+		return nil, st, fmt.Errorf("%w: %s-%d", kerr.UnknownTopicOrPartition, topic, index)
 	}
-	return t.parts[index]
+	part := s.replicas.Partition(topic, index)
+	if part == nil || !part.IsLeader() {
+		return nil, st, fmt.Errorf("%w: %s-%d: the leader is broker %d at epoch %d", kerr.NotLeaderForPartition, topic, index, st.Leader, st.LeaderEpoch)
+	}
+	return part, st, nil
 }

@@ -1,13 +1,14 @@
 package server
 
 import (
-	"crypto/sha256"
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/garantia/garantia/broker/partition"
+	"github.com/garantia/garantia/broker/metadata"
 )
 
 // topicNameMaxBytes is Kafka's limit (249), which keeps "<topic>-<n>"
@@ -18,24 +19,12 @@ const topicNameMaxBytes = 249
 // cannot make the broker open millions of files.
 const maxPartitionsPerTopic = 10000
 
-// topic is a topic and the partitions this node leads.
-type topic struct {
-	name  string
-	id    [16]byte
-	parts []*partition.Partition
-}
-
-// topicID derives the topic's id from its name. Topics are never deleted
-// here, so a name names one topic forever, and every node of a later
-// cluster derives the same id without coordination.
-func topicID(name string) [16]byte {
-	sum := sha256.Sum256([]byte("garantia topic id\x00" + name))
-	var id [16]byte
-	copy(id[:], sum[:16])
-	id[6] = id[6]&0x0f | 0x80 // mark it as a v8 (custom) UUID, never zero
-	id[8] = id[8]&0x3f | 0x80
-	return id
-}
+// Topic configs a CreateTopics request may set; others are accepted and
+// ignored (the broker has no use for retention and the like).
+const (
+	configMinInsyncReplicas     = "min.insync.replicas"
+	configUncleanLeaderElection = "unclean.leader.election.enable"
+)
 
 // validateTopicName applies Kafka's rules: 1 to 249 characters from
 // [a-zA-Z0-9._-], and not "." or "..".
@@ -57,63 +46,90 @@ func validateTopicName(name string) error {
 	return nil
 }
 
-// openTopic opens (or creates) every partition of a topic in the store.
-func (s *Server) openTopic(name string, partitions int32, create bool) (*topic, error) {
-	t := &topic{name: name, id: topicID(name)}
-	for i := int32(0); i < partitions; i++ {
-		log, err := s.store.Partition(name, i, create)
-		if err != nil {
-			return nil, fmt.Errorf("%w: partition %d: %w", kerr.KafkaStorageError, i, err)
+// topicConfig reads a topic's replication settings from CreateTopics
+// configs over the broker's defaults. A bad value is INVALID_CONFIG naming
+// the config.
+func (s *Server) topicConfig(configs map[string]*string) (metadata.TopicConfig, error) {
+	cfg := s.cfg.DefaultTopicConfig
+	if v := configs[configMinInsyncReplicas]; v != nil {
+		n, err := strconv.ParseInt(*v, 10, 32)
+		if err != nil || n < 1 {
+			return cfg, fmt.Errorf("%w: %s=%q: want an integer of at least 1", kerr.InvalidConfig, configMinInsyncReplicas, *v)
 		}
-		// One node leads every partition with an epoch that never changes
-		// while it lives; starting from the log's latest epoch keeps epochs
-		// monotonic across restarts.
-		epoch := max(log.LatestEpoch(), 0)
-		p, err := partition.Open(name, i, s.cfg.NodeID, epoch, log)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", kerr.KafkaStorageError, err)
-		}
-		t.parts = append(t.parts, p)
+		cfg.MinInsyncReplicas = int32(n)
 	}
-	return t, nil
+	if v := configs[configUncleanLeaderElection]; v != nil {
+		b, err := strconv.ParseBool(*v)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: %s=%q: want true or false", kerr.InvalidConfig, configUncleanLeaderElection, *v)
+		}
+		cfg.UncleanLeaderElection = b
+	}
+	return cfg, nil
 }
 
-// errTopicExists is returned by createTopic for a name already in use.
-var errTopicExists = kerr.TopicAlreadyExists
+// controllerError maps a metadata change's error to the Kafka error a
+// client should see.
+func controllerError(err error) error {
+	var ke *kerr.Error
+	switch {
+	case err == nil, errors.As(err, &ke):
+		return err
+	case errors.Is(err, metadata.ErrTopicExists):
+		return fmt.Errorf("%w: %w", kerr.TopicAlreadyExists, err)
+	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
+		return fmt.Errorf("%w: %w", kerr.InvalidReplicationFactor, err)
+	case errors.Is(err, metadata.ErrInvalidPartitions):
+		return fmt.Errorf("%w: %w", kerr.InvalidPartitions, err)
+	case errors.Is(err, metadata.ErrNotController), errors.Is(err, metadata.ErrNoController),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// Retriable: the client asks again (and finds the controller).
+		return fmt.Errorf("%w: %w", kerr.NotController, err)
+	}
+	return fmt.Errorf("%w: %w", kerr.UnknownServerError, err)
+}
 
-// createTopic validates and creates a topic with this node as the only
-// replica. With validateOnly it checks and creates nothing.
-func (s *Server) createTopic(name string, partitions int32, validateOnly bool) (*topic, error) {
+// createTopic validates a topic and asks the controller to create it; with
+// validateOnly it checks and creates nothing. Once created, this node's
+// replicas of it are opened at once.
+func (s *Server) createTopic(ctx context.Context, name string, partitions int32, rf int16, cfg metadata.TopicConfig, validateOnly bool) error {
 	if err := validateTopicName(name); err != nil {
-		return nil, err
+		return err
 	}
 	if partitions < 1 || partitions > maxPartitionsPerTopic {
-		return nil, fmt.Errorf("%w: %d partitions requested, allowed 1 to %d", kerr.InvalidPartitions, partitions, maxPartitionsPerTopic)
+		return fmt.Errorf("%w: %d partitions requested, allowed 1 to %d", kerr.InvalidPartitions, partitions, maxPartitionsPerTopic)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.topics[name]; ok {
-		return nil, fmt.Errorf("%w: topic %q", errTopicExists, name)
+	snap := s.ctrl.Snapshot()
+	if _, ok := snap.Topics[name]; ok {
+		return fmt.Errorf("%w: topic %q", kerr.TopicAlreadyExists, name)
+	}
+	live := 0
+	for _, b := range snap.Brokers {
+		if !b.Fenced {
+			live++
+		}
+	}
+	if rf < 1 || int(rf) > live {
+		return fmt.Errorf("%w: replication factor %d, there are %d live brokers", kerr.InvalidReplicationFactor, rf, live)
 	}
 	if validateOnly {
-		return nil, nil
+		return nil
 	}
-	t, err := s.openTopic(name, partitions, true)
-	if err != nil {
-		return nil, fmt.Errorf("creating topic %q: %w", name, err)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.ctrl.CreateTopic(ctx, name, partitions, rf, cfg); err != nil {
+		return controllerError(fmt.Errorf("creating topic %q: %w", name, err))
 	}
-	s.topics[name] = t
-	s.byID[t.id] = t
-	s.log.Info("topic created", "topic", name, "partitions", partitions)
-	return t, nil
+	s.replicas.Reconcile()
+	s.log.Info("topic created", "topic", name, "partitions", partitions, "replication_factor", rf,
+		"min_insync_replicas", cfg.MinInsyncReplicas, "unclean_leader_election", cfg.UncleanLeaderElection)
+	return nil
 }
 
-// topicByName returns the topic, auto-creating it when allowed.
-func (s *Server) topicByName(name string, autoCreate bool) (*topic, error) {
-	s.mu.RLock()
-	t := s.topics[name]
-	s.mu.RUnlock()
-	if t != nil {
+// topicByName returns the topic from the metadata, auto-creating it when
+// allowed.
+func (s *Server) topicByName(ctx context.Context, name string, autoCreate bool) (*metadata.Topic, error) {
+	if t := s.ctrl.Snapshot().Topics[name]; t != nil {
 		return t, nil
 	}
 	if err := validateTopicName(name); err != nil {
@@ -122,13 +138,13 @@ func (s *Server) topicByName(name string, autoCreate bool) (*topic, error) {
 	if !autoCreate || !s.cfg.AutoCreateTopics {
 		return nil, fmt.Errorf("%w: topic %q", kerr.UnknownTopicOrPartition, name)
 	}
-	t, err := s.createTopic(name, s.cfg.DefaultPartitions, false)
-	if errors.Is(err, errTopicExists) {
-		// Another request created it between our look and our create.
-		s.mu.RLock()
-		t = s.topics[name]
-		s.mu.RUnlock()
+	err := s.createTopic(ctx, name, s.cfg.DefaultPartitions, s.cfg.DefaultReplicationFactor, s.cfg.DefaultTopicConfig, false)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil, err
+	}
+	// Created here, or by another request between our look and our create.
+	if t := s.ctrl.Snapshot().Topics[name]; t != nil {
 		return t, nil
 	}
-	return t, err
+	return nil, fmt.Errorf("%w: topic %q was created but is not in this node's metadata yet", kerr.LeaderNotAvailable, name)
 }

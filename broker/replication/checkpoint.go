@@ -1,0 +1,135 @@
+package replication
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// CheckpointFile is the name, in the data directory, of the high
+// watermark checkpoint (Kafka's replication-offset-checkpoint).
+const CheckpointFile = "replication-offset-checkpoint"
+
+// checkpointVersion is the first line of the file; the format is Kafka's:
+// version, entry count, then "topic partition offset" lines.
+const checkpointVersion = 0
+
+// maxCheckpointEntries bounds what a (damaged) file can make us allocate.
+const maxCheckpointEntries = 1 << 24
+
+// tp names a topic partition.
+type tp struct {
+	topic string
+	index int32
+}
+
+func (k tp) String() string { return k.topic + "-" + strconv.FormatInt(int64(k.index), 10) }
+
+// readCheckpoint reads a high watermark checkpoint; a missing file is an
+// empty checkpoint. Errors name the file and line and the rule broken.
+func readCheckpoint(path string) (map[tp]int64, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[tp]int64{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("high watermark checkpoint: %w", err)
+	}
+	out := map[tp]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	line := 0
+	next := func() (string, error) {
+		if !sc.Scan() {
+			return "", fmt.Errorf("%s: ends after line %d", path, line)
+		}
+		line++
+		return sc.Text(), nil
+	}
+	s, err := next()
+	if err != nil {
+		return nil, err
+	}
+	if v, err := strconv.Atoi(s); err != nil || v != checkpointVersion {
+		return nil, fmt.Errorf("%s:%d: version %q, want %d", path, line, s, checkpointVersion)
+	}
+	if s, err = next(); err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > maxCheckpointEntries {
+		return nil, fmt.Errorf("%s:%d: entry count %q is not a number in [0, %d]", path, line, s, maxCheckpointEntries)
+	}
+	for range n {
+		if s, err = next(); err != nil {
+			return nil, err
+		}
+		f := strings.Fields(s)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s:%d: %q is not \"topic partition offset\"", path, line, s)
+		}
+		p, err1 := strconv.ParseInt(f[1], 10, 32)
+		off, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil || p < 0 || off < 0 {
+			return nil, fmt.Errorf("%s:%d: %q: partition and offset must be non-negative numbers", path, line, s)
+		}
+		out[tp{f[0], int32(p)}] = off
+	}
+	if sc.Scan() {
+		return nil, fmt.Errorf("%s:%d: unexpected text after %d entries", path, line+1, n)
+	}
+	return out, nil
+}
+
+// writeCheckpoint replaces the checkpoint atomically and durably: a
+// temporary file, fsync, rename over the old one, fsync of the directory.
+func writeCheckpoint(path string, hws map[tp]int64) error {
+	keys := make([]tp, 0, len(hws))
+	for k := range hws {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topic != keys[j].topic {
+			return keys[i].topic < keys[j].topic
+		}
+		return keys[i].index < keys[j].index
+	})
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d\n%d\n", checkpointVersion, len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %d %d\n", k.topic, k.index, hws[k])
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("high watermark checkpoint: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	_, err = f.Write(b.Bytes())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		var d *os.File
+		if d, err = os.Open(dir); err == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("high watermark checkpoint %s: %w", path, err)
+	}
+	return nil
+}
