@@ -30,8 +30,18 @@ func NameOf(id int32) string { return "n" + strconv.Itoa(int(id)) }
 // DB is a backend that runs the broker nodes of a test.
 //
 // Every method that changes a node waits until the change is done: Setup
-// and Start return once the node answers Kafka requests, Kill once the
-// process is gone. Methods are safe for concurrent use.
+// returns once every node answers Kafka requests, Start once the node's
+// process runs (see Start for how long it waits for the node to answer),
+// Kill once the process is gone. Methods are safe for concurrent use.
+//
+// Readiness (answering a Kafka ApiVersions request) is the harness's
+// business only at two moments: at Setup, before the workload starts, and
+// at the final heal, before the drain, when every fault has ended
+// (WaitReady). A node restarted while faults are in force may be unable
+// to serve: in cluster mode a broker opens its Kafka port only once the
+// Raft controller has registered it, which needs a quorum that a
+// partition or a killed majority can deny. That is the system's business,
+// for the history to show, never a harness failure.
 type DB interface {
 	// Setup starts every node and returns once each one answers a Kafka
 	// ApiVersions request. On error the nodes already started keep running
@@ -47,9 +57,21 @@ type DB interface {
 	Kill(ctx context.Context, node Node) error
 
 	// Start restarts a killed node on its old data folder and address and
-	// returns once it answers Kafka requests. Starting a running node is a
-	// no-op.
+	// returns once its process runs and either answers Kafka requests or
+	// has had the backend's start wait (DefaultStartWait) to do so,
+	// whichever comes first. Not answering in time is not an error: the
+	// node keeps running, and may well be waiting for a quorum that the
+	// faults in force deny (see DB). Start fails only when the node could
+	// not be started or its process exited during the wait (ErrExited).
+	// Starting a running node is a no-op.
 	Start(ctx context.Context, node Node) error
+
+	// WaitReady returns once node answers a Kafka ApiVersions request. It
+	// fails with ErrNotReady after the backend's ready timeout
+	// (DefaultReadyTimeout) or when the node is not running, and with
+	// ErrExited when its process exits meanwhile. Setup waits this way
+	// for every node; the final heal, after every fault has ended, too.
+	WaitReady(ctx context.Context, node Node) error
 
 	// Pause freezes node (SIGSTOP): its sockets stay open but it answers
 	// nothing, like a long GC pause or a stalled VM. It returns once the
@@ -126,6 +148,12 @@ var (
 	ErrTornDown = errors.New("db: torn down")
 )
 
-// DefaultReadyTimeout bounds how long Setup and Start wait for a node to
-// answer Kafka requests.
+// DefaultReadyTimeout bounds how long Setup and WaitReady wait for a node
+// to answer Kafka requests.
 const DefaultReadyTimeout = 20 * time.Second
+
+// DefaultStartWait bounds how long Start waits for a restarted node to
+// answer before it returns anyway (see DB.Start): long enough for a
+// broker to start and register in a healthy cluster, short enough not to
+// hold up the nemesis's schedule when faults deny it a quorum.
+const DefaultStartWait = 5 * time.Second

@@ -12,7 +12,28 @@
 //
 //   - local: broker processes on loopback ports, the default; no Docker, no
 //     root.
-//   - docker: one container per node (a later issue).
+//   - docker: one container per node on a bridge network of the run's
+//     own.
+//
+// Readiness: a node is ready when it answers a Kafka ApiVersions request.
+// In cluster mode a broker opens its Kafka port only once the Raft
+// controller has registered it, which takes a controller quorum. So
+// readiness is demanded only where the harness controls the conditions:
+//
+//   - Setup starts every node and waits until each is ready (the ready
+//     timeout, [DefaultReadyTimeout]); a node that does not come up is a
+//     harness failure.
+//   - Start, the nemesis's restart of a killed node, returns once the
+//     process runs; it waits for readiness only up to a short start wait
+//     ([DefaultStartWait]) and then returns anyway, leaving the node
+//     running. A node restarted while a partition or a killed majority
+//     denies it a quorum cannot be ready, and that is the system's
+//     business, for the history to show, not the harness's. Only a node
+//     that cannot be started or whose process exits is an error.
+//   - WaitReady waits until a node is ready (the ready timeout). The
+//     nemesis's final heal, after every fault has ended and every node was
+//     started, waits this way for every node before the drain: then a
+//     node that does not come back is a failure of the run.
 //
 // Network faults: a backend that can cut the links between nodes also
 // implements [Partitioner], and one that can delay or lose their packets

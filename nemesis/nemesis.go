@@ -163,9 +163,12 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time) error {
 }
 
 // Heal ends every fault in force (network faults first, then resumes and
-// restarts), then starts every node (a no-op for a running one), each
-// recorded as a nemesis event. It runs after Run has returned, before the
-// final drain.
+// restarts), then starts every node (a no-op for a running one) and waits
+// until every node answers Kafka requests (db.DB.WaitReady), each recorded
+// as a nemesis event. It runs after Run has returned, before the final
+// drain. This is the one place a node that does not come back is a
+// harness failure: with every fault ended, a node restarted while faults
+// denied it a quorum must now be able to join.
 func (n *Nemesis) Heal(ctx context.Context) error {
 	var errs []error
 	for _, r := range []string{"network", "process"} {
@@ -178,12 +181,32 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 	}
 	nodes := n.cfg.DB.Nodes()
 	errs = append(errs, n.record(ctx, "start", All, func(ctx context.Context) (describe, error) {
-		var errs []error
-		for _, node := range nodes {
-			errs = append(errs, n.cfg.DB.Start(ctx, node))
-		}
-		return describe{Nodes: names(nodes)}, errors.Join(errs...)
+		err := forEach(nodes, func(node db.Node) error {
+			if err := n.cfg.DB.Start(ctx, node); err != nil {
+				return err
+			}
+			return n.cfg.DB.WaitReady(ctx, node)
+		})
+		return describe{Nodes: names(nodes)}, err
 	}))
+	return errors.Join(errs...)
+}
+
+// forEach calls act for every node concurrently and joins the errors: the
+// nodes of a cluster need each other (a restarted broker serves only once
+// a controller quorum has registered it), so one at a time would make the
+// first wait for the others.
+func forEach(nodes []db.Node, act func(db.Node) error) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = act(node)
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -257,11 +280,7 @@ func (n *Nemesis) stop(ctx context.Context, step Step) error {
 		}
 		d := describe{Nodes: names(a.nodes)}
 		return n.record(ctx, f, d, func(ctx context.Context) (describe, error) {
-			var errs []error
-			for _, node := range a.nodes {
-				errs = append(errs, act(ctx, node))
-			}
-			err := errors.Join(errs...)
+			err := forEach(a.nodes, func(node db.Node) error { return act(ctx, node) })
 			if err == nil {
 				clear()
 			}
@@ -310,11 +329,8 @@ func (n *Nemesis) apply(ctx context.Context, step Step) (describe, []db.Node, er
 		if step.Kind == Pause {
 			act = n.cfg.DB.Pause
 		}
-		var errs []error
-		for _, node := range targets {
-			errs = append(errs, act(ctx, node))
-		}
-		return d, targets, errors.Join(errs...)
+		err := forEach(targets, func(node db.Node) error { return act(ctx, node) })
+		return d, targets, err
 
 	case Partition:
 		order := names(shuffled)

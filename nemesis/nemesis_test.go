@@ -74,6 +74,9 @@ func (m *memDB) Kill(_ context.Context, n db.Node) error {
 func (m *memDB) Start(_ context.Context, n db.Node) error {
 	return m.transition(n, "start", []string{"running", "killed"}, "running")
 }
+func (m *memDB) WaitReady(_ context.Context, n db.Node) error {
+	return m.transition(n, "wait-ready", []string{"running"}, "running")
+}
 func (m *memDB) Pause(_ context.Context, n db.Node) error {
 	return m.transition(n, "pause", []string{"running"}, "paused")
 }
@@ -252,6 +255,14 @@ func TestRunAndHeal(t *testing.T) {
 	if nem.Current() != "none" {
 		t.Errorf("Current after Heal = %q", nem.Current())
 	}
+	m.mu.Lock()
+	for _, n := range m.nodes {
+		// The final heal waits until every node is ready, after its start.
+		if i := slices.Index(m.log, "wait-ready "+n.Name); i < 0 || slices.Index(m.log[i:], "start "+n.Name) >= 0 {
+			t.Errorf("Heal did not wait for %s to be ready after starting it: %v", n.Name, m.log)
+		}
+	}
+	m.mu.Unlock()
 
 	ops := readNemesis(t, rec, path)
 	var fs []string

@@ -11,15 +11,15 @@ import (
 )
 
 // ClusterReady says whether the broker forms a multi-node, replicating
-// cluster. Until the cluster issue lands it does not: independent brokers
-// would each claim every partition, and the history would show anomalies
-// of the harness, not of the broker. Validate refuses --nodes > 1 and
+// cluster. It does since the cluster issue; before it, independent
+// brokers would each have claimed every partition, and the history would
+// have shown anomalies of the harness, not of the broker. Validate refuses --nodes > 1 and
 // --replication-factor > 1 while this is false, and the brokers get the
 // cluster flags (--controller-listen, --peer, ...) only when it is true.
 // Flipping it is the one change that turns on the cluster defaults (3
 // nodes, replication factor 3, min ISR 2, partitions and kills) and the
 // multi-node tests.
-const ClusterReady = false
+const ClusterReady = true
 
 // Config is everything a run needs. Each field with a flag names it.
 type Config struct {

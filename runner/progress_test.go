@@ -18,14 +18,15 @@ import (
 // the nemesis to have a fault in force.
 type stubDB struct{}
 
-func (stubDB) Setup(context.Context) error           { return nil }
-func (stubDB) Nodes() []db.Node                      { return []db.Node{{ID: 1, Name: "n1", Addr: "127.0.0.1:1"}} }
-func (stubDB) Kill(context.Context, db.Node) error   { return nil }
-func (stubDB) Start(context.Context, db.Node) error  { return nil }
-func (stubDB) Pause(context.Context, db.Node) error  { return nil }
-func (stubDB) Resume(context.Context, db.Node) error { return nil }
-func (stubDB) Teardown(context.Context) error        { return nil }
-func (stubDB) LogFiles() map[string]string           { return nil }
+func (stubDB) Setup(context.Context) error              { return nil }
+func (stubDB) Nodes() []db.Node                         { return []db.Node{{ID: 1, Name: "n1", Addr: "127.0.0.1:1"}} }
+func (stubDB) Kill(context.Context, db.Node) error      { return nil }
+func (stubDB) Start(context.Context, db.Node) error     { return nil }
+func (stubDB) Pause(context.Context, db.Node) error     { return nil }
+func (stubDB) Resume(context.Context, db.Node) error    { return nil }
+func (stubDB) WaitReady(context.Context, db.Node) error { return nil }
+func (stubDB) Teardown(context.Context) error           { return nil }
+func (stubDB) LogFiles() map[string]string              { return nil }
 
 // TestProgressLineShowsFault: the progress line names the fault in force,
 // and "none" without one.

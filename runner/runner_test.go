@@ -62,8 +62,10 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
-// TestRunEndToEnd runs a real test against a real broker process and
-// checks what the run stored.
+// TestRunEndToEnd runs a real test with the defaults (a 3-node cluster,
+// RF 3, min ISR 2, partitions and kills) against real broker processes
+// and checks what the run stored. The time limit is shorter than the
+// nemesis interval, so no fault comes: a healthy cluster must be valid.
 func TestRunEndToEnd(t *testing.T) {
 	dbtest.NoLeaks(t)
 	cfg := testConfig(t)
@@ -79,7 +81,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("broker processes %v survived the run", survivors)
 	}
 	if results.Valid != verdict.Valid {
-		t.Errorf("seed %d: verdict %v, want valid against a healthy single node\n%s", cfg.Seed, results.Valid, out.String())
+		t.Errorf("seed %d: verdict %v, want valid against a healthy cluster\n%s", cfg.Seed, results.Valid, out.String())
 	}
 	if !strings.HasPrefix(dir, filepath.Join(cfg.Store, cfg.Name())+string(filepath.Separator)) {
 		t.Errorf("run folder %s, want under %s/%s/", dir, cfg.Store, cfg.Name())
@@ -94,11 +96,20 @@ func TestRunEndToEnd(t *testing.T) {
 	if info.Config.Acks != "all" || info.Config.TimeLimit != "2s" || info.Config.Partitions != cfg.Partitions {
 		t.Errorf("test.json config = %+v", info.Config)
 	}
-	if info.GoVersion == "" || info.GarantiaVersion == "" || len(info.Nodes) != 1 || info.Nodes[0].Addr == "" {
-		t.Errorf("test.json versions/nodes missing: %+v", info)
+	if info.GoVersion == "" || info.GarantiaVersion == "" || len(info.Nodes) != cfg.Nodes || !info.Cluster {
+		t.Errorf("test.json versions/nodes/cluster missing: %+v", info)
 	}
-	if len(info.Faults) != 1 || info.Faults[0] != "kill:one+majority+all+leader" || info.Schedule == nil {
-		t.Errorf("test.json faults %v, schedule %v; want the single-node default kill and a schedule", info.Faults, info.Schedule)
+	for _, n := range info.Nodes {
+		if n.Addr == "" || n.Controller == "" {
+			t.Errorf("test.json node %+v: want its Kafka and controller addresses", n)
+		}
+	}
+	wantFaults := []string{"partition:one+majority+majorities-ring+bridge+leader", "kill:one+minority+majority+all+leader"}
+	if !reflect.DeepEqual(info.Faults, wantFaults) || info.Schedule == nil {
+		t.Errorf("test.json faults %v, schedule %v; want the cluster defaults %v and a schedule", info.Faults, info.Schedule, wantFaults)
+	}
+	if info.Config.Nodes != 3 || info.Config.ReplicationFactor != 3 || info.Config.MinInsyncReplicas != 2 {
+		t.Errorf("test.json config %+v, want the cluster defaults: 3 nodes, RF 3, min ISR 2", info.Config)
 	}
 
 	// history.jsonl: parses, and has the whole life of the test.
@@ -147,8 +158,10 @@ func TestRunEndToEnd(t *testing.T) {
 	if string(res.Valid) != "true" {
 		t.Errorf("results.json valid = %s, want true", res.Valid)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "n1", "broker.log")); err != nil {
-		t.Errorf("node log: %v", err)
+	for _, n := range info.Nodes {
+		if _, err := os.Stat(filepath.Join(dir, n.Name, "broker.log")); err != nil {
+			t.Errorf("node log: %v", err)
+		}
 	}
 	if !strings.Contains(progress.String(), fmt.Sprintf("seed %d", cfg.Seed)) {
 		t.Errorf("progress does not print the seed:\n%s", progress.String())
@@ -158,8 +171,9 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 }
 
-// TestRunWithKills kills and restarts the node during the run: every
-// acknowledged write must survive (the page cache outlives the process),
+// TestRunWithKills kills and restarts one node or the leader during the
+// run: with acks=all, RF 3 and min ISR 2, every acknowledged write must
+// survive (and the page cache outlives the process anyway),
 // the nemesis events are in the history, and the schedule in test.json is
 // the one the seed draws.
 func TestRunWithKills(t *testing.T) {
@@ -211,7 +225,7 @@ func TestRunWithKills(t *testing.T) {
 		t.Errorf("nemesis events: %d kill, %d start; want at least one kill, each restarted, then a final start", kills, starts)
 	}
 	if results.Queue.Counts.Lost != 0 {
-		t.Errorf("seed %d: %d acknowledged writes lost across kills of a single node\n%s", cfg.Seed, results.Queue.Counts.Lost, out.String())
+		t.Errorf("seed %d: %d acknowledged writes lost across kills of one node\n%s", cfg.Seed, results.Queue.Counts.Lost, out.String())
 	}
 	var info TestInfo
 	readJSON(t, filepath.Join(dir, histories.TestFile), &info)

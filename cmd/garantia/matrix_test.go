@@ -38,9 +38,9 @@ func TestMatrixBadFlags(t *testing.T) {
 	}
 }
 
-// TestMatrixRuns: acks=0 against acks=all on one node with kills, for two
-// seconds each: exit 0, the table on stdout, matrix.json and matrix.md in
-// the store.
+// TestMatrixRuns: acks=0 against acks=all on the default 3-node cluster
+// with kills, for two seconds each: exit 0, the table on stdout,
+// matrix.json and matrix.md in the store.
 func TestMatrixRuns(t *testing.T) {
 	store := t.TempDir()
 	var stdout, stderr bytes.Buffer

@@ -30,11 +30,13 @@ func TestTestBadFlags(t *testing.T) {
 		flag string
 	}{
 		{[]string{"--acks", "2"}, "--acks"},
-		{[]string{"--nodes", "3"}, "--nodes"},
-		{[]string{"--replication-factor", "2"}, "--replication-factor"},
+		{[]string{"--nodes", "0"}, "--nodes"},
+		{[]string{"--replication-factor", "4"}, "--replication-factor"}, // more than the 3 nodes
+		{[]string{"--min-insync-replicas", "4"}, "--min-insync-replicas"},
+		{[]string{"--nodes", "2"}, "--replication-factor"}, // the default RF 3 needs 3 nodes
 		{[]string{"--time-limit", "soon"}, "--time-limit"},
 		{[]string{"--time-limit", "-3"}, "--time-limit"},
-		{[]string{"--nemesis", "partition"}, "--nemesis"},
+		{[]string{"--nodes", "1", "--replication-factor", "1", "--min-insync-replicas", "1", "--nemesis", "partition"}, "--nemesis"}, // no link to cut
 		{[]string{"--nemesis", "kill:bridge"}, "--nemesis"},
 		{[]string{"--nemesis", "none,kill"}, "--nemesis"},
 		{[]string{"--nemesis", "kill", "--nemesis-interval", "1ms"}, "--nemesis-interval"},
@@ -87,8 +89,9 @@ func TestWorse(t *testing.T) {
 	}
 }
 
-// TestTestRuns runs `garantia test` twice (--test-count 2) for a second
-// each, and checks the exit code and that the runs used seed and seed+1.
+// TestTestRuns runs `garantia test` with the cluster defaults twice
+// (--test-count 2) for a second each, and checks the exit code and that
+// the runs used seed and seed+1.
 func TestTestRuns(t *testing.T) {
 	store := t.TempDir()
 	var stdout, stderr bytes.Buffer
@@ -96,7 +99,7 @@ func TestTestRuns(t *testing.T) {
 	if code != verdict.ExitValid {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
-	runs, err := filepath.Glob(filepath.Join(store, "queue-acks-all-kill", "2*"))
+	runs, err := filepath.Glob(filepath.Join(store, "queue-acks-all-partition+kill", "2*"))
 	if err != nil || len(runs) != 2 {
 		t.Fatalf("runs in the store: %v (%v), want 2", runs, err)
 	}

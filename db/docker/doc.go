@@ -29,7 +29,11 @@
 //
 // Faults: Kill is the engine's SIGKILL, Pause and Resume its cgroup
 // freezer, Restart a graceful stop and start; Start after Kill keeps the
-// container's address and data. Partitions are iptables rules entered into
+// container's address and data, and like Restart waits for the broker to
+// answer only up to Options.StartWait (see package db on readiness). Each
+// node's output is copied live into its broker.log and completed once its
+// container stops, so the log is whole whatever the engine's timing.
+// Partitions are iptables rules entered into
 // each container's network namespace from the host (nsenter -t PID -n
 // iptables-restore ...), since the scratch image has no iptables: a drop
 // from A to B is `-A INPUT -s A -j DROP` in B, as Jepsen does it; packet

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/garantia/garantia/db"
@@ -75,9 +77,13 @@ type Options struct {
 	// ExtraArgs, when set, returns more broker flags for a node (the
 	// replication settings: --min-insync-replicas and the like).
 	ExtraArgs func(n db.Node) []string
-	// ReadyTimeout bounds the wait for a node to answer Kafka requests;
-	// 0 means db.DefaultReadyTimeout.
+	// ReadyTimeout bounds the wait of Setup and WaitReady for a node to
+	// answer Kafka requests; 0 means db.DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+	// StartWait bounds how long Start and Restart wait for a restarted
+	// node to answer before returning anyway (see db.DB.Start); 0 means
+	// db.DefaultStartWait.
+	StartWait time.Duration
 	// StopGrace is how long Teardown and Restart wait after SIGTERM
 	// before SIGKILL; 0 means 2s (the engine counts whole seconds).
 	StopGrace time.Duration
@@ -151,7 +157,16 @@ type node struct {
 	container string        // the container's id, once created
 	pid       int           // its main process while running, for nsenter
 	logF      *os.File      // broker.log, open from Setup to Teardown
-	followed  chan struct{} // closed when the current log copier ended
+	followed  chan struct{} // closed when the current log copier ended; nil once finishLog ran
+	// logCopied is how many bytes of the container's output (all its
+	// runs: the engine keeps them until the container is removed) are in
+	// broker.log, counted when a run's copy is finished (finishLog).
+	logCopied int64
+	// The current run's copier: how many bytes it wrote after skipping
+	// logCopied, and how to stop it (see finishLog).
+	followBytes  *atomic.Int64
+	followCancel context.CancelFunc
+	logStart     int64 // where the current run's output begins in logPath
 }
 
 // New checks opts and prepares a cluster; nothing runs until Setup.
@@ -191,6 +206,9 @@ func New(opts Options) (*DB, error) {
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = db.DefaultReadyTimeout
+	}
+	if opts.StartWait <= 0 {
+		opts.StartWait = db.DefaultStartWait
 	}
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = 2 * time.Second
@@ -388,7 +406,7 @@ func (d *DB) Setup(ctx context.Context) error {
 			defer wg.Done()
 			n.op.Lock()
 			defer n.op.Unlock()
-			errs[i] = d.startLocked(ctx, n)
+			errs[i] = d.startLocked(ctx, n, true)
 		}()
 	}
 	wg.Wait()
@@ -476,14 +494,18 @@ func (d *DB) create(ctx context.Context, n *node) error {
 		return fmt.Errorf("create container %s: %w", d.ContainerName(n.Node), err)
 	}
 	n.container = id
+	n.logCopied = 0
 	return nil
 }
 
 // startLocked starts n's container (creating it the first time) and waits
 // until the broker answers; n.op is held. A running node is left alone.
-// On failure the container is killed, so that a half-started node does
-// not linger, and the error quotes the end of its log.
-func (d *DB) startLocked(ctx context.Context, n *node) error {
+// With strict (Setup) the broker must answer within the ready timeout;
+// without (Start, Restart) it gets the start wait, and one still running
+// but not answering by then is left running (see db.DB.Start). On failure
+// the container is killed, so that a half-started node does not linger,
+// and the error quotes the end of its log.
+func (d *DB) startLocked(ctx context.Context, n *node, strict bool) error {
 	if d.isTornDown() {
 		return fmt.Errorf("docker db: start %s: %w", n.Name, db.ErrTornDown)
 	}
@@ -503,8 +525,9 @@ func (d *DB) startLocked(ctx context.Context, n *node) error {
 			return nil
 		}
 	}
-	d.waitFollower(n)
+	d.finishLog(n) // the previous run's, if it stopped by itself
 	logStart, _ := n.logF.Seek(0, 2)
+	n.logStart = logStart
 	fmt.Fprintf(n.logF, "=== garantia harness: starting %s at %s: container %s (%s) at %s: /garantia %s\n",
 		n.Name, time.Now().UTC().Format(time.RFC3339Nano), d.ContainerName(n.Node), shortID(n.container),
 		n.ip, strings.Join(d.args(n), " "))
@@ -516,7 +539,7 @@ func (d *DB) startLocked(ctx context.Context, n *node) error {
 		return fmt.Errorf("docker db: start %s: %w", n.Name, err)
 	}
 	n.pid = st.Pid
-	d.follow(n, st.StartedAt)
+	d.follow(n)
 	// A restarted container has a new network namespace: put the node's
 	// packet rules and delays back before it talks to anyone it must not
 	// hear.
@@ -532,45 +555,152 @@ func (d *DB) startLocked(ctx context.Context, n *node) error {
 			return fmt.Errorf("docker db: start %s: restore its delays: %w", n.Name, err)
 		}
 	}
-	if err := d.waitReady(ctx, n); err != nil {
+	wait := d.opts.ReadyTimeout
+	if !strict {
+		wait = d.opts.StartWait
+	}
+	err = d.waitReady(ctx, n, n.container, wait)
+	if err != nil && !strict && errors.Is(err, db.ErrNotReady) {
+		// Running but not serving: while faults are in force it may be
+		// waiting for a controller quorum. The system's business; the
+		// final heal waits for it (WaitReady).
+		fmt.Fprintf(n.logF, "=== garantia harness: %s does not answer yet after %s; it keeps running (%s)\n",
+			n.Name, wait, time.Now().UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+	if err != nil {
 		d.killLocked(context.WithoutCancel(ctx), n)
 		return d.readyError(n, logStart, err)
 	}
 	return nil
 }
 
-// follow copies n's container output since startedAt to its broker.log
-// until the container stops.
-func (d *DB) follow(n *node, startedAt time.Time) {
+// WaitReady waits until node answers Kafka requests, up to the ready
+// timeout. A node whose container is not running fails at once with
+// db.ErrNotReady. It does not hold the node: a Kill meanwhile ends the
+// wait with db.ErrExited.
+func (d *DB) WaitReady(ctx context.Context, node db.Node) error {
+	n, err := d.lookup(node)
+	if err != nil {
+		return err
+	}
+	n.op.Lock()
+	id, logStart := n.container, n.logStart
+	n.op.Unlock()
+	if id == "" {
+		return fmt.Errorf("docker db: %s: %w: %w", n.Name, db.ErrNotReady, errNotRunning)
+	}
+	if st, err := d.eng.InspectContainer(ctx, id); err != nil {
+		return fmt.Errorf("docker db: wait for %s: %w", n.Name, err)
+	} else if !st.Running {
+		return fmt.Errorf("docker db: %s: %w: %w", n.Name, db.ErrNotReady, errNotRunning)
+	}
+	if err := d.waitReady(ctx, n, id, d.opts.ReadyTimeout); err != nil {
+		if errors.Is(err, db.ErrExited) {
+			n.op.Lock() // finishLog's fields are op's
+			if n.container == id {
+				d.finishLog(n)
+			}
+			n.op.Unlock()
+		}
+		return d.readyError(n, logStart, err)
+	}
+	return nil
+}
+
+// follow copies n's container output to its broker.log while the
+// container runs, so that the log can be read live. The engine streams
+// the container's output from its first run on; the bytes of earlier runs,
+// already in broker.log, are skipped by count. Counting bytes rather than
+// asking the engine for the output since the run's StartedAt keeps the
+// first lines of a run whose process wrote them before the engine stamped
+// StartedAt, and needs no clock.
+func (d *DB) follow(n *node) {
 	done := make(chan struct{})
-	n.followed = done
-	id, w := n.container, n.logF
+	ctx, cancel := context.WithCancel(context.Background())
+	written := new(atomic.Int64)
+	n.followed, n.followBytes, n.followCancel = done, written, cancel
+	id := n.container
+	w := &skipWriter{skip: n.logCopied, w: countingWriter{w: n.logF, n: written}}
 	go func() {
 		defer close(done)
 		// Not cancelled with the run: the copy ends when the container
-		// stops, which teardown sees to.
-		if err := d.eng.Logs(context.Background(), id, startedAt, true, w); err != nil {
-			fmt.Fprintf(w, "=== garantia harness: copying %s's output failed: %v\n", n.Name, err)
+		// stops, or when finishLog gives up waiting for that.
+		if err := d.eng.Logs(ctx, id, time.Time{}, true, w); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(n.logF, "=== garantia harness: copying %s's output failed: %v\n", n.Name, err)
 		}
 	}()
 }
 
-// waitFollower waits (briefly) until the copy of n's previous run's output
-// is complete, so that the log reads in order.
-func (d *DB) waitFollower(n *node) {
+// skipWriter drops the first skip bytes written through it.
+type skipWriter struct {
+	skip int64
+	w    io.Writer
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.skip > 0 {
+		k := min(s.skip, int64(len(p)))
+		s.skip -= k
+		p = p[k:]
+	}
+	if len(p) > 0 {
+		if _, err := s.w.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// finishLog completes broker.log with the output of n's run that just
+// ended; n.op is held and the container has stopped. A follow of the
+// engine's log stream can end before it delivered the last lines of a
+// stopped container (the engine's follow and the container's exit race),
+// so after the copier ends (or is stopped) the container's whole output
+// is read once more, without following, and whatever the copier missed
+// is appended: the log is complete and in order whatever the timing.
+func (d *DB) finishLog(n *node) {
 	if n.followed == nil {
 		return
 	}
 	select {
 	case <-n.followed:
 	case <-time.After(followerWait):
+		n.followCancel()
+		<-n.followed
 	}
+	n.followCancel()
+	have := n.logCopied + n.followBytes.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), followerWait)
+	defer cancel()
+	var all bytes.Buffer
+	if err := d.eng.Logs(ctx, n.container, time.Time{}, false, &all); err != nil {
+		fmt.Fprintf(n.logF, "=== garantia harness: reading %s's output failed: %v\n", n.Name, err)
+	} else if int64(all.Len()) > have {
+		n.logF.Write(all.Bytes()[have:])
+		have = int64(all.Len())
+	}
+	n.logCopied = have
+	n.followed = nil
 }
 
 // waitReady polls n with Kafka ApiVersions requests until it answers, its
-// container stops, the ready timeout or ctx runs out, or Teardown starts.
-func (d *DB) waitReady(ctx context.Context, n *node) error {
-	ctx, cancel := context.WithTimeout(ctx, d.opts.ReadyTimeout)
+// container (id) stops, timeout or ctx runs out, or Teardown starts.
+func (d *DB) waitReady(ctx context.Context, n *node, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stop := context.AfterFunc(d.life, cancel)
 	defer stop()
@@ -585,7 +715,7 @@ func (d *DB) waitReady(ctx context.Context, n *node) error {
 			return nil
 		}
 		if i%8 == 0 { // every 200ms: did it exit?
-			st, err := d.eng.InspectContainer(ctx, n.container)
+			st, err := d.eng.InspectContainer(ctx, id)
 			if err == nil && !st.Running {
 				return fmt.Errorf("%w (exit code %d)", db.ErrExited, st.ExitCode)
 			}
@@ -596,7 +726,7 @@ func (d *DB) waitReady(ctx context.Context, n *node) error {
 			case d.life.Err() != nil:
 				return fmt.Errorf("docker db: %w", db.ErrTornDown)
 			case ctx.Err() == context.DeadlineExceeded:
-				return fmt.Errorf("%w within %s: last probe: %v (the harness reaches nodes at their bridge address, which needs the Docker engine on this Linux host, not in a VM)", db.ErrNotReady, d.opts.ReadyTimeout, last)
+				return fmt.Errorf("%w within %s: last probe: %v (the harness reaches nodes at their bridge address, which needs the Docker engine on this Linux host, not in a VM)", db.ErrNotReady, timeout, last)
 			}
 			return ctx.Err()
 		case <-tick.C:
@@ -604,9 +734,9 @@ func (d *DB) waitReady(ctx context.Context, n *node) error {
 	}
 }
 
-// readyError wraps a failed start with the tail of what the node wrote.
+// readyError wraps a failed start with the tail of what the node wrote
+// (complete when the container has stopped: see finishLog).
 func (d *DB) readyError(n *node, logStart int64, err error) error {
-	d.waitFollower(n)
 	tail := logTail(n.logPath, logStart, 2048)
 	if tail != "" {
 		return fmt.Errorf("docker db: %s at %s: %w; %s ends with:\n%s", n.Name, n.Addr, err, n.logPath, tail)
@@ -645,6 +775,7 @@ func (d *DB) killLocked(ctx context.Context, n *node) error {
 	}
 	if !st.Running {
 		n.pid = 0
+		d.finishLog(n) // it exited by itself
 		return nil
 	}
 	// The engine kills a paused container too: SIGKILL needs no thaw.
@@ -655,7 +786,7 @@ func (d *DB) killLocked(ctx context.Context, n *node) error {
 		return fmt.Errorf("docker db: kill %s: wait for it to stop: %w", n.Name, err)
 	}
 	n.pid = 0
-	d.waitFollower(n)
+	d.finishLog(n)
 	return nil
 }
 
@@ -672,8 +803,9 @@ func (d *DB) Kill(ctx context.Context, node db.Node) error {
 }
 
 // Start starts a killed node's container again (same address, same data
-// folder, its partitions put back) and waits until it answers. Starting a
-// running node is a no-op.
+// folder, its partitions put back) and waits up to the start wait for it
+// to answer; one that runs without answering yet is not an error (see
+// db.DB.Start). Starting a running node is a no-op.
 func (d *DB) Start(ctx context.Context, node db.Node) error {
 	n, err := d.lookup(node)
 	if err != nil {
@@ -681,11 +813,11 @@ func (d *DB) Start(ctx context.Context, node db.Node) error {
 	}
 	n.op.Lock()
 	defer n.op.Unlock()
-	return d.startLocked(ctx, n)
+	return d.startLocked(ctx, n, false)
 }
 
 // Restart stops node gracefully (SIGTERM, SIGKILL after StopGrace) and
-// starts it again, waiting until it answers: the fault of an operator's
+// starts it again, waiting for it to answer as Start does: the fault of an operator's
 // rolling restart, where Kill then Start is a crash.
 func (d *DB) Restart(ctx context.Context, node db.Node) error {
 	n, err := d.lookup(node)
@@ -705,7 +837,7 @@ func (d *DB) Restart(ctx context.Context, node db.Node) error {
 		}
 		n.pid = 0
 	}
-	return d.startLocked(ctx, n)
+	return d.startLocked(ctx, n, false)
 }
 
 var errNotRunning = errors.New("node is not running")
@@ -825,7 +957,7 @@ func (d *DB) stopNode(ctx context.Context, n *node) error {
 				errs = append(errs, fmt.Errorf("docker db: teardown %s: stop: %w", n.Name, err))
 			}
 		}
-		d.waitFollower(n)
+		d.finishLog(n)
 		if err := d.eng.RemoveContainer(ctx, n.container); err != nil && !IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("docker db: teardown %s: remove: %w", n.Name, err))
 		}

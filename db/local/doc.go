@@ -9,7 +9,10 @@
 //	store/<test>/<ts>/n1/broker.log
 //
 // Faults are signals: Kill is SIGKILL, Pause SIGSTOP, Resume SIGCONT, and
-// Start runs the node again on the same port and data folder.
+// Start runs the node again on the same port and data folder. Start waits
+// for the node to answer only up to Options.StartWait and leaves a node
+// that does not answer yet running; Setup and WaitReady wait for it up to
+// Options.ReadyTimeout (see package db on readiness).
 //
 // Links (Options.Links): every ordered pair of nodes (a, b) gets its own
 // in-process proxies (package db/proxy) on loopback, one to b's Kafka

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -267,5 +268,67 @@ func TestClusterStarts(t *testing.T) {
 		if err := probe(n.Addr, 2*time.Second); err != nil {
 			t.Errorf("%s: %v", n.Name, err)
 		}
+	}
+}
+
+// TestStartDuringPartition: a node restarted while it is cut off from
+// every peer cannot be registered by a controller quorum, so it does not
+// answer; Start must still return (after the start wait) with the node
+// running, WaitReady must fail while the cut lasts, and once the
+// partition heals WaitReady must see the node serve.
+func TestStartDuringPartition(t *testing.T) {
+	bin := buildtest.Binary(t)
+	if !brokerHasClusterFlags(bin) {
+		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer): the cluster issue")
+	}
+	dbtest.NoLeaks(t)
+	const startWait = 500 * time.Millisecond
+	d := newCluster(t, 3, func(o *Options) {
+		o.Links = true
+		o.Cluster = &Cluster{MinInsyncReplicas: 2, DefaultReplicationFactor: 3}
+		o.StartWait = startWait
+		o.ReadyTimeout = 10 * time.Second
+	})
+	ctx := context.Background()
+	if err := d.Setup(ctx); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	n3 := d.Nodes()[2]
+	if err := d.Kill(ctx, n3); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Partition(ctx, map[string][]string{"n3": {"n1", "n2"}, "n1": {"n3"}, "n2": {"n3"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, n3); err != nil {
+		t.Fatalf("Start of an isolated node = %v, want nil: not answering is the system's business", err)
+	}
+	if _, ok := d.Pids()["n3"]; !ok {
+		t.Fatal("n3 is not running after Start")
+	}
+	if err := probe(n3.Addr, 200*time.Millisecond); err == nil {
+		t.Fatal("isolated n3 answers: it cannot have been registered by a quorum (is the partition real?)")
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := d.WaitReady(short, n3)
+	cancel()
+	if err == nil {
+		t.Fatal("WaitReady of an isolated node succeeded")
+	}
+	if err := d.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitReady(ctx, n3); err != nil {
+		t.Fatalf("WaitReady after the heal: %v", err)
+	}
+	if b, _ := os.ReadFile(d.LogFiles()["n3"]); !strings.Contains(string(b), "does not answer yet after "+startWait.String()) {
+		t.Errorf("n3's log does not say the harness left it running unready:\n%s", b)
+	}
+	// A killed node is not ready, at once.
+	if err := d.Kill(ctx, n3); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitReady(ctx, n3); !errors.Is(err, db.ErrNotReady) {
+		t.Errorf("WaitReady of a killed node = %v, want ErrNotReady", err)
 	}
 }

@@ -61,20 +61,23 @@ func (w *Workload) CreateTopic(ctx context.Context) error {
 
 	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return fmt.Errorf("queue: create topic %s: %w", w.cfg.Topic, err)
-	}
-	if len(resp.Topics) != 1 {
-		return fmt.Errorf("queue: create topic %s: the broker answered for %d topics, want 1", w.cfg.Topic, len(resp.Topics))
-	}
-	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		msg := ""
-		if m := resp.Topics[0].ErrorMessage; m != nil {
-			msg = ": " + *m
+	for {
+		err := w.createOnce(ctx, cl, req)
+		if err == nil {
+			break
 		}
-		return fmt.Errorf("queue: create topic %s (partitions %d, replication factor %d): %w%s",
-			w.cfg.Topic, w.cfg.Partitions, w.cfg.ReplicationFactor, err, msg)
+		// Right after startup a broker's view of the cluster may still
+		// lag (a freshly registered broker not yet counted live, no
+		// controller yet): INVALID_REPLICATION_FACTOR and the retriable
+		// errors clear by themselves, so retry them until the timeout.
+		if !errors.Is(err, kerr.InvalidReplicationFactor) && !kerr.IsRetriable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (retried for %s)", err, topicReadyTimeout)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 
 	// Wait until the metadata lists every partition with a leader.
@@ -90,6 +93,28 @@ func (w *Workload) CreateTopic(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// createOnce sends req once and returns the topic's error, if any; a
+// topic that already exists (an earlier attempt that timed out on our
+// side) is success.
+func (w *Workload) createOnce(ctx context.Context, cl *kgo.Client, req *kmsg.CreateTopicsRequest) error {
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("queue: create topic %s: %w", w.cfg.Topic, err)
+	}
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("queue: create topic %s: the broker answered for %d topics, want 1", w.cfg.Topic, len(resp.Topics))
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		msg := ""
+		if m := resp.Topics[0].ErrorMessage; m != nil {
+			msg = ": " + *m
+		}
+		return fmt.Errorf("queue: create topic %s (partitions %d, replication factor %d): %w%s",
+			w.cfg.Topic, w.cfg.Partitions, w.cfg.ReplicationFactor, err, msg)
+	}
+	return nil
 }
 
 func (w *Workload) topicReady(ctx context.Context, cl *kgo.Client) error {
@@ -176,8 +201,9 @@ func (w *Workload) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 
 // Drain is the final read: for every partition, a fresh process with a
 // fresh consumer assigns that one key and polls from the log's start until
-// it has read up to the partition's end offset (asked once, now: call
-// Drain after every fault has healed). Everything is recorded as ordinary
+// it has read up to the partition's end offset (asked now: call Drain
+// after every fault has healed; it asks again after a pause, and drains
+// again any partition whose end grew meanwhile, see drainSettle). Everything is recorded as ordinary
 // assign and poll operations. A consumer whose poll ends info is replaced
 // by a fresh process that starts over. Drain stops at DrainTimeout, or
 // after a run of empty polls (the end offset is never reached when the
@@ -203,17 +229,67 @@ func (w *Workload) Drain(ctx context.Context) error {
 		}
 	}
 
+	todo := make([]int32, w.cfg.Partitions)
+	for p := range todo {
+		todo[p] = int32(p)
+	}
+	for round := 1; ; round++ {
+		if err := w.drainPartitions(ctx, todo, ends); err != nil {
+			return err
+		}
+		// Settle: right after the heal a partition's end offset can still
+		// lag behind what was acknowledged (a restarted or newly elected
+		// leader's high watermark moves up only once its followers have
+		// fetched). Ask again after a pause and drain again whatever
+		// grew, until the ends hold still, as Jepsen's final reads wait
+		// for the cluster to recover.
+		if round == drainRounds || ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(drainSettle):
+		}
+		now, err := w.EndOffsets(ctx)
+		if err != nil {
+			return nil // drained what could be; the checker judges
+		}
+		todo = todo[:0]
+		for p, end := range now {
+			if old, ok := ends[p]; ok && end > old {
+				todo = append(todo, p)
+				ends[p] = end
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		sort.Slice(todo, func(i, j int) bool { return todo[i] < todo[j] })
+	}
+}
+
+// drainSettle is the pause before Drain asks the end offsets again, and
+// drainRounds bounds how often it drains a partition whose end grew.
+const (
+	drainSettle = 500 * time.Millisecond
+	drainRounds = 5
+)
+
+// drainPartitions drains each partition of ps concurrently up to its end
+// in ends (unknown: until a run of empty polls).
+func (w *Workload) drainPartitions(ctx context.Context, ps []int32, ends map[int32]int64) error {
 	var wg sync.WaitGroup
-	errs := make([]error, w.cfg.Partitions)
-	for p := 0; p < w.cfg.Partitions; p++ {
-		end, ok := ends[int32(p)]
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		end, ok := ends[p]
 		if !ok {
 			end = -1
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[p] = w.drainPartition(ctx, int32(p), end)
+			errs[i] = w.drainPartition(ctx, p, end)
 		}()
 	}
 	wg.Wait()
