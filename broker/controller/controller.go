@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/garantia/garantia/broker/metadata"
@@ -44,6 +45,14 @@ type Controller struct {
 	registered     chan struct{}
 	registeredOnce sync.Once
 
+	// leaseStart is when the last heartbeat the controller acknowledged
+	// was sent, in nanoseconds since started (monotonic, so wall-clock
+	// steps do not move it); it starts at 0. The controller fences this
+	// broker a session timeout after the last heartbeat it received,
+	// which is no earlier than this.
+	started    time.Time
+	leaseStart atomic.Int64
+
 	leaderMu sync.Mutex
 	leader   *leaderState // non-nil while this node is the Raft leader
 
@@ -52,6 +61,15 @@ type Controller struct {
 }
 
 var _ metadata.Controller = (*Controller)(nil)
+
+// SessionActive implements server.SessionLease: it reports whether the
+// last heartbeat the controller acknowledged was sent less than a session
+// timeout ago. Once it reports false the controller may have fenced this
+// broker and elected other leaders for its partitions, whether or not the
+// metadata saying so has reached this node.
+func (c *Controller) SessionActive() bool {
+	return time.Since(c.started)-time.Duration(c.leaseStart.Load()) < c.cfg.SessionTimeout
+}
 
 // addrProvider resolves Raft server ids (decimal broker ids) to the address
 // this node dials for them: a peer's entry in Config.Peers. The addresses in
@@ -105,6 +123,7 @@ func Start(cfg Config) (*Controller, error) {
 		fsm:        newFSM(log),
 		pool:       clientPool{idle: map[int32][]*rpcConn{}},
 		registered: make(chan struct{}),
+		started:    time.Now(),
 	}
 	var cleanup []func()
 	fail := func(err error) (*Controller, error) {
@@ -470,6 +489,9 @@ func (c *Controller) runHeartbeats() {
 				c.log.Info("controller: heartbeats reach the controller again", "after", time.Since(failingSince).Round(time.Millisecond))
 			}
 			failingSince = time.Time{}
+		}
+		if err == nil {
+			c.leaseStart.Store(int64(start.Sub(c.started)))
 		}
 		everOK = everOK || err == nil
 		timer.Reset(max(0, c.cfg.HeartbeatInterval-time.Since(start)))

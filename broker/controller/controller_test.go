@@ -241,6 +241,9 @@ func TestPartitionedControllerIsFencedAndRejoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	led := partitionsLedBy(isolated.Snapshot(), "q", cut)
+	waitFor(t, settle, "session active", func() (bool, string) {
+		return isolated.SessionActive(), "no acknowledged heartbeat within the session timeout"
+	})
 
 	start := time.Now()
 	c.isolate(cut, true)
@@ -254,6 +257,18 @@ func TestPartitionedControllerIsFencedAndRejoins(t *testing.T) {
 	t.Logf("majority elected %d %s after the cut", next, time.Since(start).Round(time.Millisecond))
 	waitFailedOver(majority, cut, led)
 	t.Logf("isolated broker %d fenced %s after the cut", cut, time.Since(start).Round(time.Millisecond))
+	// The broker must know its session lapsed by the time the controller
+	// has fenced it and moved its leaderships: its lease runs from the
+	// sending of its last acknowledged heartbeat, the controller's from
+	// the receipt, which is later.
+	if isolated.SessionActive() {
+		t.Errorf("broker %d was fenced and its partitions failed over, but it still reports an active session", cut)
+	}
+	for id, n := range majority.nodes {
+		if !n.SessionActive() {
+			t.Errorf("broker %d, in the majority, reports a lapsed session", id)
+		}
+	}
 
 	// The cut-off node stops acting as controller (its lease expires) and
 	// cannot change anything.
@@ -279,6 +294,9 @@ func TestPartitionedControllerIsFencedAndRejoins(t *testing.T) {
 		return true, ""
 	})
 	t.Logf("isolated node caught up and unfenced %s after healing", time.Since(healed).Round(time.Millisecond))
+	waitFor(t, settle, "session active again", func() (bool, string) {
+		return isolated.SessionActive(), "still lapsed after healing"
+	})
 }
 
 func TestUncleanLeaderElectionFollowsTopicConfig(t *testing.T) {

@@ -299,6 +299,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		DefaultTopicConfig:       topicDefaults,
 		RequestTimeout:           cfg.RequestTimeout,
 		EarlyAckBug:              cfg.Bugs.EarlyAck,
+		StaleLeaderBug:           cfg.Bugs.StaleLeader,
 		MaxFrameBytes:            cfg.MaxFrameBytes,
 		Logger:                   logger,
 	}, ctrl, rm, pids)

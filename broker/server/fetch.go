@@ -127,7 +127,11 @@ func (s *Server) fetchTargets(req *kmsg.FetchRequest, replica bool) []fetchTarge
 	for _, t := range req.Topics {
 		for _, rp := range t.Partitions {
 			var ft fetchTarget
-			ft.part, _, ft.err = s.leaderOf(t.Topic, rp.Partition)
+			if replica {
+				ft.part, _, ft.err = s.leaderOf(t.Topic, rp.Partition)
+			} else {
+				ft.part, _, ft.err = s.clientLeaderOf(t.Topic, rp.Partition)
+			}
 			if ft.err == nil && replica {
 				lastFetched := int32(-1)
 				if req.Version >= 12 {

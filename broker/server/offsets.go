@@ -42,7 +42,7 @@ func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 }
 
 func (s *Server) listOffset(topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) error {
-	part, _, err := s.leaderOf(topic, rp.Partition)
+	part, _, err := s.clientLeaderOf(topic, rp.Partition)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	default:
 		return partition.AppendResult{}, nil, metadata.Partition{}, kerr.InvalidRequiredAcks
 	}
-	part, st, err := s.leaderOf(topic, rp.Partition)
+	part, st, err := s.clientLeaderOf(topic, rp.Partition)
 	if err != nil {
 		return partition.AppendResult{}, nil, st, err
 	}

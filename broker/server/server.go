@@ -42,6 +42,10 @@ type Config struct {
 	// EarlyAckBug is `--bug early-ack`: acks=all produces are answered
 	// right after the leader's own append.
 	EarlyAckBug bool
+	// StaleLeaderBug is `--bug stale-leader`: a leader whose controller
+	// session has lapsed keeps serving clients (see SessionLease), so that
+	// the bug can show what a deposed leader does with them.
+	StaleLeaderBug bool
 	// MaxFrameBytes bounds one request; 0 means wire.DefaultMaxFrameBytes.
 	MaxFrameBytes int
 	// MaxInflightPerConn bounds requests read but not yet answered on one
@@ -160,6 +164,36 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln.Close()
 	wg.Wait()
 	return err
+}
+
+// SessionLease is implemented by a metadata.Controller that knows whether
+// this broker's session with the controller is surely alive. A controller
+// fences a broker whose heartbeats stop for its session timeout and moves
+// its leaderships elsewhere; a broker cut off from the controller for that
+// long must assume it was deposed, even though no new metadata reached it.
+type SessionLease interface {
+	// SessionActive reports false once the last heartbeat the controller
+	// acknowledged was sent a session timeout ago or longer.
+	SessionActive() bool
+}
+
+// clientLeaderOf is leaderOf for clients' produces, fetches and offset
+// look-ups: a leader whose controller session has lapsed refuses them
+// with NOT_LEADER_OR_FOLLOWER. Serving them would let a deposed leader,
+// which has not heard of its successor, answer a consumer at an offset
+// past its own log end with OFFSET_OUT_OF_RANGE (the consumer then resets
+// to the log's start: a non-monotonic poll), or take acks=0/1 writes the
+// new leader never sees. Followers' fetches still use leaderOf: they learn
+// of the new leader from the metadata, and the leader's log is unchanged.
+func (s *Server) clientLeaderOf(topic string, index int32) (*partition.Partition, metadata.Partition, error) {
+	part, st, err := s.leaderOf(topic, index)
+	if err != nil {
+		return part, st, err
+	}
+	if l, ok := s.ctrl.(SessionLease); ok && !s.cfg.StaleLeaderBug && !l.SessionActive() {
+		return nil, st, fmt.Errorf("%w: %s-%d: this node's controller session lapsed, so it may have been deposed", kerr.NotLeaderForPartition, topic, index)
+	}
+	return part, st, nil
 }
 
 // leaderOf returns the partition if this node leads it. Otherwise it

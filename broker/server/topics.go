@@ -103,16 +103,24 @@ func (s *Server) createTopic(ctx context.Context, name string, partitions int32,
 	if _, ok := snap.Topics[name]; ok {
 		return fmt.Errorf("%w: topic %q", kerr.TopicAlreadyExists, name)
 	}
-	live := 0
-	for _, b := range snap.Brokers {
-		if !b.Fenced {
-			live++
-		}
-	}
-	if rf < 1 || int(rf) > live {
-		return fmt.Errorf("%w: replication factor %d, there are %d live brokers", kerr.InvalidReplicationFactor, rf, live)
+	if rf < 1 {
+		return fmt.Errorf("%w: replication factor %d", kerr.InvalidReplicationFactor, rf)
 	}
 	if validateOnly {
+		// Only a dry run judges the replication factor by this node's
+		// metadata: it may lag the controller's (a broker that registered
+		// a moment ago is not yet applied here), and refusing a real
+		// create for it would fail a client that asked at the right time.
+		// The controller checks live brokers itself when it creates.
+		live := 0
+		for _, b := range snap.Brokers {
+			if !b.Fenced {
+				live++
+			}
+		}
+		if int(rf) > live {
+			return fmt.Errorf("%w: replication factor %d, there are %d live brokers", kerr.InvalidReplicationFactor, rf, live)
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
