@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/garantia/garantia/broker/storage/storagetest"
 	"github.com/garantia/garantia/db"
 )
 
@@ -161,25 +163,6 @@ func produce(t testing.TB, cl *kgo.Client, values []string) []string {
 	return acked
 }
 
-// ackedBy is a kgo hook that remembers which broker acknowledged the last
-// produced batch.
-type ackedBy struct {
-	mu   sync.Mutex
-	node int32
-}
-
-func (a *ackedBy) OnProduceBatchWritten(meta kgo.BrokerMetadata, _ string, _ int32, _ kgo.ProduceBatchMetrics) {
-	a.mu.Lock()
-	a.node = meta.NodeID
-	a.mu.Unlock()
-}
-
-func (a *ackedBy) last() int32 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.node
-}
-
 func values(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -191,6 +174,14 @@ func values(prefix string, n int) []string {
 // isolateLeader cuts the leader off from the other nodes, both ways, and
 // returns the old leader and how long the others took to elect a new one.
 func isolateLeader(t testing.TB, d *DB) (db.Node, time.Duration) {
+	t.Helper()
+	return isolateLeaderWith(t, d, nil)
+}
+
+// isolateLeaderWith is isolateLeader that also runs whileCut (if not nil)
+// on the isolated leader the moment the cut is in place, before its
+// controller session can lapse and before waiting for the new leader.
+func isolateLeaderWith(t testing.TB, d *DB, whileCut func(leader db.Node)) (db.Node, time.Duration) {
 	t.Helper()
 	nodes := d.Nodes()
 	st, err := partitionState(nodes[0].Addr)
@@ -217,20 +208,29 @@ func isolateLeader(t testing.TB, d *DB) (db.Node, time.Duration) {
 	if err := d.Partition(context.Background(), cut); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, 60*time.Second, "new leader among the majority", func() error {
+	cutAt := time.Now()
+	if whileCut != nil {
+		whileCut(leader)
+	}
+	waitFor(t, 60*time.Second, "new leader among the majority", func() error {
 		st, err := partitionState(others[0].Addr)
 		if err == nil && (st.leader == leader.ID || st.leader < 0) {
 			err = fmt.Errorf("leader still %d", st.leader)
 		}
 		return err
 	})
-	return leader, took
+	return leader, time.Since(cutAt)
 }
 
 // TestDockerClusterPartitionRejoin: with the leader isolated by iptables,
-// the others elect a new leader and the isolated node cannot reach them;
-// after the heal it rejoins the ISR and its divergent tail is truncated:
-// no write it alone acknowledged survives.
+// the others elect a new leader and the isolated node cannot reach them.
+// Right after the cut, before its controller session lapses, the isolated
+// leader still takes acks=1 writes sent straight to it: a divergent tail.
+// After the heal it rejoins the ISR, and the test proves that tail was
+// truncated: the isolated leader acknowledged at least one such write, none
+// of them is in the partition read from the new leader, and the old
+// leader's own log records truncating a tail that covers every offset it
+// handed out while isolated.
 func TestDockerClusterPartitionRejoin(t *testing.T) {
 	d := newReplicatedCluster(t)
 	nodes := d.Nodes()
@@ -240,8 +240,19 @@ func TestDockerClusterPartitionRejoin(t *testing.T) {
 		t.Fatalf("%d of 20 acks=all writes acknowledged before any fault", len(before))
 	}
 
-	old, took := isolateLeader(t, d)
-	t.Logf("%s isolated; a new leader after %s", old.Name, took)
+	// The divergent writes go out the moment the cut is in place: the
+	// isolated leader serves as leader only until its controller session
+	// (SessionTimeout) lapses, and the new leader comes after that.
+	var divergent []directWrite
+	var refused map[string]int
+	old, took := isolateLeaderWith(t, d, func(leader db.Node) {
+		divergent, refused = produceDirect(leader.Addr, "divergent", time.Second)
+	})
+	t.Logf("%s isolated; a new leader %s after the cut", old.Name, took)
+	t.Logf("the isolated %s acknowledged %d acks=1 writes at offsets %v; refusals: %v", old.Name, len(divergent), offsetsOf(divergent), refused)
+	if len(divergent) == 0 {
+		t.Fatalf("the isolated leader %s acknowledged no acks=1 write in the first second of its isolation, so there is no divergent tail to truncate; refusals: %v", old.Name, refused)
+	}
 	var others []db.Node
 	for _, n := range nodes {
 		if n.ID != old.ID {
@@ -255,20 +266,8 @@ func TestDockerClusterPartitionRejoin(t *testing.T) {
 		}
 	}
 
-	// The old leader may still take acks=1 writes: they are the tail
-	// that must be truncated when it rejoins.
-	// The client is seeded with the old leader only, but once the old
-	// leader fences itself its metadata sends the client to the new one:
-	// only a write the old leader itself acknowledged is divergent.
-	acks := &ackedBy{}
-	lonely := kafkaClient(t, []string{old.Addr}, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.WithHooks(acks))
-	var divergent []string
-	for _, v := range values("divergent", 5) {
-		if len(produce(t, lonely, []string{v})) == 1 && acks.last() == old.ID {
-			divergent = append(divergent, v)
-		}
-	}
-	t.Logf("%d divergent writes acknowledged by the isolated %s", len(divergent), old.Name)
+	// The new leader takes acks=all writes; they land on the offsets the
+	// old leader gave the divergent writes, so the two logs now differ.
 	majority := kafkaClient(t, addrs(others), kgo.RequiredAcks(kgo.AllISRAcks()))
 	during := produce(t, majority, values("during", 20))
 	if len(during) == 0 {
@@ -296,17 +295,117 @@ func TestDockerClusterPartitionRejoin(t *testing.T) {
 			t.Errorf("acknowledged acks=all write %s is missing after the rejoin", v)
 		}
 	}
-	for _, v := range divergent {
-		if got[v] {
-			t.Errorf("%s, acknowledged only by the isolated old leader, survived the rejoin", v)
+	for _, w := range divergent {
+		if got[w.value] {
+			t.Errorf("%s, acknowledged at offset %d only by the isolated old leader, survived the rejoin", w.value, w.offset)
 		}
 	}
-	if len(divergent) > 0 {
-		b, _ := os.ReadFile(d.LogFiles()[old.Name])
-		if !strings.Contains(strings.ToLower(string(b)), "truncat") {
-			t.Errorf("%s acknowledged %d divergent writes, but its log never mentions truncating them", old.Name, len(divergent))
+
+	// The old leader, now a follower, must itself have dropped the tail:
+	// its log names a truncation of this partition from at or below the
+	// first divergent offset through at least the last one.
+	first, last := divergent[0].offset, divergent[len(divergent)-1].offset
+	logFile := d.LogFiles()[old.Name]
+	var truncs []string
+	waitFor(t, 10*time.Second, old.Name+" logging the truncation of its divergent tail", func() error {
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			return err
+		}
+		truncs = truncations(string(b))
+		for _, tr := range truncs {
+			if to, dropped, ok := truncationRange(tr); ok && to <= first && dropped >= last {
+				t.Logf("%s: %s", old.Name, tr)
+				return nil
+			}
+		}
+		return fmt.Errorf("divergent offsets %d..%d; truncations of %s-0 logged in %s: %q", first, last, rejoinTopic, logFile, truncs)
+	})
+}
+
+// directWrite is a write a node acknowledged, and the offset it gave it.
+type directWrite struct {
+	value  string
+	offset int64
+}
+
+func offsetsOf(ws []directWrite) []int64 {
+	var out []int64
+	for _, w := range ws {
+		out = append(out, w.offset)
+	}
+	return out
+}
+
+// produceDirect sends acks=1 Produce requests for partition 0, one value
+// each, straight to the node at addr for about dur, and returns the writes
+// it acknowledged and how often each refusal came. No client library sits
+// in between, so no metadata refresh sends the writes to another leader.
+func produceDirect(addr, prefix string, dur time.Duration) ([]directWrite, map[string]int) {
+	var acked []directWrite
+	refused := map[string]int{}
+	deadline := time.Now().Add(dur)
+	for i := 0; time.Now().Before(deadline); i++ {
+		v := fmt.Sprintf("%s-%d", prefix, i)
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = 7
+		req.Acks = 1
+		req.TimeoutMillis = 1000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = rejoinTopic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = 0
+		rp.Records = storagetest.Batch([]byte(v))
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := db.RoundTrip(ctx, addr, req)
+		cancel()
+		switch {
+		case err != nil:
+			refused[err.Error()]++
+		case len(r.(*kmsg.ProduceResponse).Topics) != 1 || len(r.(*kmsg.ProduceResponse).Topics[0].Partitions) != 1:
+			refused["a response without exactly one partition"]++
+		default:
+			p := r.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				refused[err.Error()]++
+			} else {
+				acked = append(acked, directWrite{value: v, offset: p.BaseOffset})
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return acked, refused
+}
+
+// truncations returns the broker log lines that record a follower of
+// partition 0 of the topic truncating a diverging tail.
+func truncations(brokerLog string) []string {
+	var out []string
+	for line := range strings.Lines(brokerLog) {
+		if strings.Contains(line, "truncated a diverging log tail") && strings.Contains(line, rejoinTopic+"-0") {
+			out = append(out, strings.TrimSpace(line))
 		}
 	}
+	return out
+}
+
+var (
+	truncatedToRE = regexp.MustCompile(`truncated_to"?[=:](-?\d+)`)
+	droppedToRE   = regexp.MustCompile(`dropped_to"?[=:](-?\d+)`)
+)
+
+// truncationRange parses the first offset dropped (truncated_to) and the
+// last (dropped_to) from a truncation line, in text or JSON form.
+func truncationRange(line string) (to, dropped int64, ok bool) {
+	a, b := truncatedToRE.FindStringSubmatch(line), droppedToRE.FindStringSubmatch(line)
+	if a == nil || b == nil {
+		return 0, 0, false
+	}
+	to, err1 := strconv.ParseInt(a[1], 10, 64)
+	dropped, err2 := strconv.ParseInt(b[1], 10, 64)
+	return to, dropped, err1 == nil && err2 == nil
 }
 
 // readAll reads partition 0 from the start to its high watermark.
