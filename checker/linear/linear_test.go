@@ -301,8 +301,11 @@ func TestTimeoutIsUnknown(t *testing.T) {
 	if res.Valid != verdict.Unknown || res.KeysUnknown != 1 {
 		t.Fatalf("want unknown after a timeout, got %s", dump(res))
 	}
-	if kr := res.Keys["k"]; kr == nil || !strings.Contains(kr.Reason, "cut short") {
-		t.Fatalf("want the key's reason to say the search was cut short, got %s", dump(res))
+	// The budget may run out inside a segment's search or between two
+	// segments (on a slow machine the first segment alone can use it up);
+	// either way the reason must blame the time budget.
+	if kr := res.Keys["k"]; kr == nil || !strings.Contains(kr.Reason, "time budget") {
+		t.Fatalf("want the key's reason to say the time budget ran out, got %s", dump(res))
 	}
 }
 
