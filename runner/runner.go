@@ -381,23 +381,13 @@ func Run(ctx context.Context, cfg Config) (results *checker.Results, runDir stri
 func newBackend(cfg Config, runDir string, progress io.Writer) (db.DB, error) {
 	lo := localOptions(cfg, runDir)
 	if cfg.DB == "docker" {
-		var cluster *docker.Cluster
-		if c := lo.Cluster; c != nil {
-			cluster = &docker.Cluster{
-				SessionTimeout:           c.SessionTimeout,
-				ReplicaLagTimeMax:        c.ReplicaLagTimeMax,
-				MinInsyncReplicas:        c.MinInsyncReplicas,
-				DefaultReplicationFactor: c.DefaultReplicationFactor,
-				UncleanLeaderElection:    c.UncleanLeaderElection,
-			}
-		}
 		return docker.New(docker.Options{
 			Binary:  cfg.BrokerBinary,
 			Nodes:   cfg.Nodes,
 			Dir:     runDir,
 			Fsync:   cfg.Fsync,
 			Bugs:    cfg.Bugs,
-			Cluster: cluster,
+			Cluster: lo.Cluster,
 			Logf:    func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) },
 		})
 	}

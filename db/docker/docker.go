@@ -97,16 +97,8 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Cluster holds the flags of cluster mode; a zero field is not passed,
-// leaving the broker's default. It has the fields of local.Cluster, so one
-// converts to the other.
-type Cluster struct {
-	SessionTimeout           time.Duration // --session-timeout
-	ReplicaLagTimeMax        time.Duration // --replica-lag-time-max
-	MinInsyncReplicas        int           // --min-insync-replicas
-	DefaultReplicationFactor int           // --default-replication-factor
-	UncleanLeaderElection    bool          // --unclean-leader-election
-}
+// Cluster holds the flags of cluster mode (see db.Cluster).
+type Cluster = db.Cluster
 
 // DB is a cluster of broker containers. It implements db.DB,
 // db.Partitioner and db.PacketShaper.
@@ -425,24 +417,10 @@ func (d *DB) args(n *node) []string {
 		a = append(a, "--controller-listen", n.Controller)
 		for _, p := range d.nodes {
 			if p != n {
-				a = append(a, "--peer", fmt.Sprintf("%d=%s,%s", p.ID, p.Addr, p.Controller))
+				a = append(a, db.PeerArgs(p.ID, p.Addr, p.Controller)...)
 			}
 		}
-		if c.SessionTimeout > 0 {
-			a = append(a, "--session-timeout", c.SessionTimeout.String())
-		}
-		if c.ReplicaLagTimeMax > 0 {
-			a = append(a, "--replica-lag-time-max", c.ReplicaLagTimeMax.String())
-		}
-		if c.MinInsyncReplicas > 0 {
-			a = append(a, "--min-insync-replicas", strconv.Itoa(c.MinInsyncReplicas))
-		}
-		if c.DefaultReplicationFactor > 0 {
-			a = append(a, "--default-replication-factor", strconv.Itoa(c.DefaultReplicationFactor))
-		}
-		if c.UncleanLeaderElection {
-			a = append(a, "--unclean-leader-election")
-		}
+		a = append(a, c.Args()...)
 	}
 	if d.opts.Fsync != "" {
 		a = append(a, "--fsync", d.opts.Fsync)

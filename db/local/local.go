@@ -70,25 +70,8 @@ type Options struct {
 	StopGrace time.Duration
 }
 
-// Cluster holds the flags of cluster mode; a zero field is not passed,
-// leaving the broker's default.
-type Cluster struct {
-	SessionTimeout           time.Duration // --session-timeout
-	ReplicaLagTimeMax        time.Duration // --replica-lag-time-max
-	MinInsyncReplicas        int           // --min-insync-replicas
-	DefaultReplicationFactor int           // --default-replication-factor
-	UncleanLeaderElection    bool          // --unclean-leader-election
-	// PeerArgs returns the flags that tell a node how to reach peer id:
-	// kafka and controller are the addresses to dial (a's own proxies to
-	// the peer when Options.Links). nil means the cluster issue's
-	// `--peer ID=KAFKA,CONTROLLER`.
-	PeerArgs func(id int32, kafka, controller string) []string
-}
-
-// DefaultPeerArgs is `--peer ID=KAFKA,CONTROLLER`.
-func DefaultPeerArgs(id int32, kafka, controller string) []string {
-	return []string{"--peer", fmt.Sprintf("%d=%s,%s", id, kafka, controller)}
-}
+// Cluster holds the flags of cluster mode (see db.Cluster).
+type Cluster = db.Cluster
 
 // portAttempts bounds the retries of Setup when a chosen port was taken
 // between our probe and the broker's bind (see freePort).
@@ -404,27 +387,9 @@ func (d *DB) args(n *node) []string {
 				l := d.links[n.ID-1][peer.ID-1]
 				kafka, ctrl = l.kafka.Addr(), l.controller.Addr()
 			}
-			peerArgs := c.PeerArgs
-			if peerArgs == nil {
-				peerArgs = DefaultPeerArgs
-			}
-			a = append(a, peerArgs(peer.ID, kafka, ctrl)...)
+			a = append(a, db.PeerArgs(peer.ID, kafka, ctrl)...)
 		}
-		if c.SessionTimeout > 0 {
-			a = append(a, "--session-timeout", c.SessionTimeout.String())
-		}
-		if c.ReplicaLagTimeMax > 0 {
-			a = append(a, "--replica-lag-time-max", c.ReplicaLagTimeMax.String())
-		}
-		if c.MinInsyncReplicas > 0 {
-			a = append(a, "--min-insync-replicas", strconv.Itoa(c.MinInsyncReplicas))
-		}
-		if c.DefaultReplicationFactor > 0 {
-			a = append(a, "--default-replication-factor", strconv.Itoa(c.DefaultReplicationFactor))
-		}
-		if c.UncleanLeaderElection {
-			a = append(a, "--unclean-leader-election")
-		}
+		a = append(a, c.Args()...)
 	}
 	if d.opts.ExtraArgs != nil {
 		a = append(a, d.opts.ExtraArgs(n.Node)...)
