@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,7 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
+
+	"github.com/garantia/garantia/broker/storage"
 )
 
 // CheckpointFile is the name, in the data directory, of the high
@@ -42,46 +42,20 @@ func readCheckpoint(path string) (map[tp]int64, error) {
 		return nil, fmt.Errorf("high watermark checkpoint: %w", err)
 	}
 	out := map[tp]int64{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	line := 0
-	next := func() (string, error) {
-		if !sc.Scan() {
-			return "", fmt.Errorf("%s: ends after line %d", path, line)
-		}
-		line++
-		return sc.Text(), nil
-	}
-	s, err := next()
-	if err != nil {
-		return nil, err
-	}
-	if v, err := strconv.Atoi(s); err != nil || v != checkpointVersion {
-		return nil, fmt.Errorf("%s:%d: version %q, want %d", path, line, s, checkpointVersion)
-	}
-	if s, err = next(); err != nil {
-		return nil, err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > maxCheckpointEntries {
-		return nil, fmt.Errorf("%s:%d: entry count %q is not a number in [0, %d]", path, line, s, maxCheckpointEntries)
-	}
-	for range n {
-		if s, err = next(); err != nil {
-			return nil, err
-		}
-		f := strings.Fields(s)
+	err = storage.ParseCheckpoint(path, data, checkpointVersion, maxCheckpointEntries, func(s string, f []string) error {
 		if len(f) != 3 {
-			return nil, fmt.Errorf("%s:%d: %q is not \"topic partition offset\"", path, line, s)
+			return fmt.Errorf("%q is not \"topic partition offset\"", s)
 		}
 		p, err1 := strconv.ParseInt(f[1], 10, 32)
 		off, err2 := strconv.ParseInt(f[2], 10, 64)
 		if err1 != nil || err2 != nil || p < 0 || off < 0 {
-			return nil, fmt.Errorf("%s:%d: %q: partition and offset must be non-negative numbers", path, line, s)
+			return fmt.Errorf("%q: partition and offset must be non-negative numbers", s)
 		}
 		out[tp{f[0], int32(p)}] = off
-	}
-	if sc.Scan() {
-		return nil, fmt.Errorf("%s:%d: unexpected text after %d entries", path, line+1, n)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

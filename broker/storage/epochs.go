@@ -1,12 +1,10 @@
 package storage
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // epochEntry says that leader epoch Epoch wrote its first batch at
@@ -103,52 +101,23 @@ func (c *epochCache) marshal() []byte {
 // file and line and say which rule broke.
 func parseEpochCheckpoint(path string, data []byte) (epochCache, error) {
 	var c epochCache
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	line := 0
-	next := func() (string, error) {
-		if !sc.Scan() {
-			return "", fmt.Errorf("%s: ends after line %d", path, line)
-		}
-		line++
-		return sc.Text(), nil
-	}
-	s, err := next()
-	if err != nil {
-		return c, err
-	}
-	if v, err := strconv.Atoi(s); err != nil || v != epochCheckpointVersion {
-		return c, fmt.Errorf("%s:%d: version %q, want %d", path, line, s, epochCheckpointVersion)
-	}
-	if s, err = next(); err != nil {
-		return c, err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 1<<24 {
-		return c, fmt.Errorf("%s:%d: entry count %q is not a number in [0, 2^24]", path, line, s)
-	}
-	for range n {
-		if s, err = next(); err != nil {
-			return c, err
-		}
-		f := strings.Fields(s)
+	err := ParseCheckpoint(path, data, epochCheckpointVersion, 1<<24, func(s string, f []string) error {
 		if len(f) != 2 {
-			return c, fmt.Errorf("%s:%d: %q is not \"epoch startOffset\"", path, line, s)
+			return fmt.Errorf("%q is not \"epoch startOffset\"", s)
 		}
 		epoch, err1 := strconv.ParseInt(f[0], 10, 32)
 		start, err2 := strconv.ParseInt(f[1], 10, 64)
 		if err1 != nil || err2 != nil || epoch < 0 || start < 0 {
-			return c, fmt.Errorf("%s:%d: %q is not two non-negative numbers", path, line, s)
+			return fmt.Errorf("%q is not two non-negative numbers", s)
 		}
 		if len(c.entries) > 0 {
 			last := c.entries[len(c.entries)-1]
 			if int32(epoch) <= last.Epoch || start <= last.StartOffset {
-				return c, fmt.Errorf("%s:%d: entry %q does not increase on %d %d (epochs and start offsets must both grow)", path, line, s, last.Epoch, last.StartOffset)
+				return fmt.Errorf("entry %q does not increase on %d %d (epochs and start offsets must both grow)", s, last.Epoch, last.StartOffset)
 			}
 		}
 		c.entries = append(c.entries, epochEntry{Epoch: int32(epoch), StartOffset: start})
-	}
-	if sc.Scan() {
-		return c, fmt.Errorf("%s:%d: unexpected text after %d entries", path, line+1, n)
-	}
-	return c, nil
+		return nil
+	})
+	return c, err
 }
