@@ -88,6 +88,8 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte) (*pending, error
 		return p, nil
 	}
 
+	fetch, _ := req.(*kmsg.FetchRequest)
+	s.counts.add(h.Key, fetch != nil && fetch.ReplicaID >= 0)
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
 		p.resp = s.handleApiVersions(r)

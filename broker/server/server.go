@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/partition"
@@ -84,6 +86,46 @@ type Server struct {
 	ctrl     metadata.Controller
 	replicas Replicas
 	pids     ProducerIDs
+	counts   requestCounts
+}
+
+// requestCounts counts the requests a server answered, by API key, with
+// followers' fetches apart from consumers': the traffic mix of a run, logged
+// when the server stops.
+type requestCounts struct {
+	byKey        [maxCountedKey + 1]atomic.Int64
+	replicaFetch atomic.Int64
+}
+
+// maxCountedKey bounds the API keys counted; larger ones are not ours.
+const maxCountedKey = 100
+
+func (c *requestCounts) add(key int16, replicaFetch bool) {
+	if key >= 0 && key <= maxCountedKey {
+		c.byKey[key].Add(1)
+	}
+	if replicaFetch {
+		c.replicaFetch.Add(1)
+	}
+}
+
+// logAttrs are the non-zero counts as log attributes named after the APIs
+// ("Fetch" counts consumers' fetches, "ReplicaFetch" followers').
+func (c *requestCounts) logAttrs() []any {
+	var out []any
+	for k := range c.byKey {
+		n := c.byKey[k].Load()
+		if k == int(kmsg.Fetch) {
+			n -= c.replicaFetch.Load()
+		}
+		if n > 0 {
+			out = append(out, kmsg.NameForKey(int16(k)), n)
+		}
+	}
+	if n := c.replicaFetch.Load(); n > 0 {
+		out = append(out, "ReplicaFetch", n)
+	}
+	return out
 }
 
 // New makes a server that answers from the cluster metadata in ctrl and
@@ -163,6 +205,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	ln.Close()
 	wg.Wait()
+	s.log.Info("served requests", s.counts.logAttrs()...)
 	return err
 }
 

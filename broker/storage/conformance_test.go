@@ -19,6 +19,15 @@ var logKinds = []struct {
 }{
 	{"mem", func(t *testing.T) PartitionLog { return NewMemLog("t-0") }},
 	{"disk", func(t *testing.T) PartitionLog { return openLog(t, t.TempDir(), Options{}) }},
+	// Every read from the files, none from the in-memory tail.
+	{"disk-no-tail-cache", func(t *testing.T) PartitionLog {
+		return openLog(t, t.TempDir(), Options{TailCacheBytes: -1})
+	}},
+	// A tail cache of a few batches: reads start below it, inside it and
+	// at its edge.
+	{"disk-tiny-tail-cache", func(t *testing.T) PartitionLog {
+		return openLog(t, t.TempDir(), Options{TailCacheBytes: 200, IndexIntervalBytes: 100})
+	}},
 	// Tiny segments and index intervals: nearly every append rolls, every
 	// batch is indexed.
 	{"disk-tiny-segments", func(t *testing.T) PartitionLog {

@@ -39,6 +39,7 @@ type Log struct {
 	failed error  // sticky: set when a write or fsync failed, after which the disk state is unknown
 	wbuf   []byte // reused copy buffer for leader appends
 	end    atomic.Int64
+	tail   tailCache // the newest batches, for reads
 
 	syncMu    sync.Mutex
 	syncedEnd int64        // every offset below is on stable storage
@@ -83,6 +84,7 @@ func OpenLog(dir string, opts Options) (*Log, error) {
 		sealCh:      make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		flusherDone: make(chan struct{}),
+		tail:        tailCache{budget: opts.TailCacheBytes},
 	}
 	if err := l.recover(); err != nil {
 		l.closeFiles()
@@ -289,6 +291,7 @@ func (l *Log) writeLocked(buf []byte, hs []batchHeader) error {
 		pos += int64(h.size())
 	}
 	l.end.Store(seg.next)
+	l.tail.add(buf, hs)
 	return nil
 }
 
@@ -367,6 +370,9 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) ([]byte, error) {
 	limit = min(limit, end)
 	if offset >= limit {
 		return nil, nil
+	}
+	if out, ok := l.tail.read(offset, maxBytes, limit); ok {
+		return out, nil
 	}
 	i := l.segIndexFor(offset)
 	seg := l.segs[i]
@@ -496,6 +502,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	seg.indexFlushed = false
 	l.syncedEnd = min(l.syncedEnd, newEnd)
 	l.end.Store(newEnd)
+	l.tail.truncateFrom(newEnd)
 	if l.epochs.truncateFrom(newEnd) {
 		if err := writeFileAtomic(l.dir, epochCheckpoint, l.epochs.marshal()); err != nil {
 			return l.failLocked(fmt.Errorf("recording the leader epochs after truncating to offset %d: %w", newEnd, err))

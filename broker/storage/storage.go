@@ -101,6 +101,10 @@ type Options struct {
 	// IndexIntervalBytes is how many log bytes lie between two entries of
 	// the sparse offset index; 0 means 4 KiB.
 	IndexIntervalBytes int
+	// TailCacheBytes is how many bytes of the newest batches each log
+	// keeps in memory to answer reads of its tail without touching the
+	// file; 0 means DefaultTailCacheBytes, a negative value none.
+	TailCacheBytes int
 	// Logger receives recovery reports (a Warn line for every truncated
 	// torn or corrupt tail) and background fsync failures; nil means
 	// slog.Default().
@@ -131,6 +135,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.IndexIntervalBytes == 0 {
 		o.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if o.TailCacheBytes == 0 {
+		o.TailCacheBytes = DefaultTailCacheBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 
 	"github.com/garantia/garantia/checker/verdict"
@@ -48,7 +50,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return verdict.ExitBadArguments
 	}
+	if stop := startCPUProfile(c.name, stderr); stop != nil {
+		defer stop()
+	}
 	return c.run(args[1:], stdout, stderr)
+}
+
+// cpuProfileDirEnv names a folder where every garantia process (the
+// harness and each broker it starts, which inherit the environment) writes
+// a CPU profile, <subcommand>-<pid>.pprof: the way to see where a run's
+// time goes across processes.
+const cpuProfileDirEnv = "GARANTIA_CPU_PROFILE_DIR"
+
+func startCPUProfile(name string, stderr io.Writer) (stop func()) {
+	dir := os.Getenv(cpuProfileDirEnv)
+	if dir == "" {
+		return nil
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", name, os.Getpid()))
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "garantia: %s: %v (no CPU profile)\n", cpuProfileDirEnv, err)
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "garantia: %s: %v (no CPU profile)\n", cpuProfileDirEnv, err)
+		f.Close()
+		return nil
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 func usage(w io.Writer) {

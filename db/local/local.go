@@ -402,6 +402,24 @@ func (d *DB) args(n *node) []string {
 // timeout; without (Start) it gets the start wait, and a node still
 // running but not answering by then is left running (see db.DB.Start).
 // On failure the process is killed.
+// nodeEnv is a broker process's environment: the harness's, with
+// GOMAXPROCS set to this machine's share per node unless the user set it.
+// The nodes and the harness share the machine's cores; a Go runtime per
+// node that believes it owns them all spins idle threads looking for work
+// and wakes them with system calls, which on a small machine costs more
+// than the brokers' own work.
+func (d *DB) nodeEnv() []string {
+	env := os.Environ()
+	if os.Getenv("GOMAXPROCS") != "" {
+		return env
+	}
+	procs := runtime.NumCPU() / len(d.nodes)
+	if procs < 1 {
+		procs = 1
+	}
+	return append(env, "GOMAXPROCS="+strconv.Itoa(procs))
+}
+
 func (d *DB) startNode(ctx context.Context, n *node, strict bool) error {
 	d.mu.Lock()
 	if d.tornDown {
@@ -424,6 +442,7 @@ func (d *DB) startNode(ctx context.Context, n *node, strict bool) error {
 	fmt.Fprintf(logF, "=== garantia harness: starting %s at %s: %s %s\n",
 		n.Name, time.Now().UTC().Format(time.RFC3339Nano), d.opts.Binary, strings.Join(args, " "))
 	cmd := exec.Command(d.opts.Binary, args...)
+	cmd.Env = d.nodeEnv()
 	cmd.Stdout = logF
 	cmd.Stderr = logF
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -304,7 +304,7 @@ const drainEmptyPolls = 10
 const drainPollTimeout = 500 * time.Millisecond
 
 func (w *Workload) drainPartition(ctx context.Context, p int32, end int64) error {
-	wk := &worker{w: w, process: w.nextProcess.Add(1) - 1, drainer: true, next: map[int32]int64{}}
+	wk := &worker{w: w, process: w.nextProcess.Add(1) - 1, drainer: true, next: map[int32]int64{}, reached: map[int32]int64{}}
 	defer wk.close()
 	for ctx.Err() == nil {
 		done, err := wk.drain(ctx, p, end)
@@ -319,7 +319,7 @@ func (w *Workload) drainPartition(ctx context.Context, p int32, end int64) error
 // partition needs no more draining (false: a poll ended info, the worker
 // now runs a fresh process, which must assign and start over).
 func (wk *worker) drain(ctx context.Context, p int32, end int64) (done bool, err error) {
-	if err := wk.assign(ctx, []int32{p}); err != nil {
+	if err := wk.assign(ctx, []int32{p}, map[int32]bool{p: true}); err != nil {
 		return true, err
 	}
 	empty := 0

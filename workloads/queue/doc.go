@@ -9,8 +9,12 @@
 //     ["send", k, [offset, v]], or [null, v] with acks=0, which gives no
 //     offset.
 //   - assign: point the process's consumer at a set of keys. Keys it
-//     already read keep their position; new keys start at the log's
-//     start (Jepsen's auto.offset.reset=earliest).
+//     keeps resume where they were; a new key starts where this worker
+//     last read it, or at the log's start when the worker never read it
+//     or the assign draws a rewind (1 in 32 per key: rereading a whole log
+//     checks old offsets again, but costs the log's length every time,
+//     and the final drain reads everything anyway). The process keeps
+//     one consumer client across its assigns.
 //   - poll: one bounded poll of the consumer; ok records what it returned
 //     per key, with offsets, in order.
 //

@@ -232,9 +232,13 @@ type worker struct {
 	// the process's first assign.
 	assigned []int32
 	// next is where the consumer resumes each assigned partition: the
-	// offset after the last record it returned. A partition without an
-	// entry starts at the log's start.
+	// offset after the last record it returned.
 	next map[int32]int64
+	// reached is, per partition, the offset after the last record any
+	// process of this thread read: where a newly assigned partition
+	// starts unless the assign rewinds it. It outlives retired
+	// processes; it only says where to start reading, never what to expect.
+	reached map[int32]int64
 }
 
 func (w *Workload) newWorker(thread int) *worker {
@@ -244,8 +248,9 @@ func (w *Workload) newWorker(thread int) *worker {
 		process: int64(thread),
 		// One stream per worker: the schedule of a worker does not depend
 		// on how the others interleave.
-		rng:  rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(thread))),
-		next: map[int32]int64{},
+		rng:     rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(thread))),
+		next:    map[int32]int64{},
+		reached: map[int32]int64{},
 	}
 }
 
@@ -263,7 +268,17 @@ type scheduledOp struct {
 	kind opKind
 	key  int32   // for sends
 	keys []int32 // for assigns
+	// rewind marks, for assigns, the keys that start at the log's start
+	// if they are new to the process.
+	rewind map[int32]bool
 }
+
+// rewindOneIn is the odds (1 in rewindOneIn) that an assign reads a newly
+// assigned partition from the log's start rather than from where this
+// thread last read it. Rereading whole logs checks old offsets again
+// (truncation, rewritten offsets), but every reread costs the log's
+// length; the final drain reads everything once more anyway.
+const rewindOneIn = 32
 
 // draw draws the worker's next operation from its seeded stream. A poll
 // drawn before the process's first assign becomes an assign: a fresh
@@ -271,12 +286,11 @@ type scheduledOp struct {
 func (wk *worker) draw() scheduledOp {
 	n := wk.rng.IntN(mixTotal)
 	switch {
-	case n < mixAssign:
-		return scheduledOp{kind: opAssign, keys: wk.drawKeys()}
+	case n < mixAssign, n >= mixAssign+mixSend && wk.assigned == nil:
+		keys, rewind := wk.drawKeys()
+		return scheduledOp{kind: opAssign, keys: keys, rewind: rewind}
 	case n < mixAssign+mixSend:
 		return scheduledOp{kind: opSend, key: int32(wk.rng.IntN(wk.w.cfg.Partitions))}
-	case wk.assigned == nil:
-		return scheduledOp{kind: opAssign, keys: wk.drawKeys()}
 	}
 	return scheduledOp{kind: opPoll}
 }
@@ -286,24 +300,30 @@ func (wk *worker) step(ctx context.Context) error {
 	d := wk.draw()
 	switch d.kind {
 	case opAssign:
-		return wk.assign(ctx, d.keys)
+		return wk.assign(ctx, d.keys, d.rewind)
 	case opSend:
 		return wk.send(ctx, d.key)
 	}
 	return wk.poll(ctx, wk.w.cfg.PollTimeout)
 }
 
-// drawKeys draws a non-empty set of partitions, each with probability 1/2.
-func (wk *worker) drawKeys() []int32 {
-	var ps []int32
+// drawKeys draws a non-empty set of partitions, each with probability
+// 1/2, and for each partition whether it rewinds (see rewindOneIn). Every
+// partition takes the same draws whatever the process's state, so that
+// the schedule does not depend on timing.
+func (wk *worker) drawKeys() (ps []int32, rewind map[int32]bool) {
+	rewind = map[int32]bool{}
 	for len(ps) == 0 {
 		for p := 0; p < wk.w.cfg.Partitions; p++ {
-			if wk.rng.IntN(2) == 0 {
+			pick := wk.rng.IntN(2) == 0
+			back := wk.rng.IntN(rewindOneIn) == 0
+			if pick {
 				ps = append(ps, int32(p))
+				rewind[int32(p)] = back
 			}
 		}
 	}
-	return ps
+	return ps, rewind
 }
 
 // retire ends the current process after an info completion: its clients
@@ -415,9 +435,11 @@ func (wk *worker) send(ctx context.Context, p int32) error {
 	return nil
 }
 
-// assign points the consumer at ps: partitions it keeps resume where they
-// were, new ones start at the log's start.
-func (wk *worker) assign(ctx context.Context, ps []int32) error {
+// assign points the consumer at ps. Partitions it keeps resume where they
+// were; a new one starts at the log's start if rewind says so or this
+// thread never read it, else where this thread last read it. The process
+// keeps one consumer client across assigns, as a real consumer does.
+func (wk *worker) assign(ctx context.Context, ps []int32, rewind map[int32]bool) error {
 	w := wk.w
 	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 	keys := make([]string, len(ps))
@@ -428,29 +450,44 @@ func (wk *worker) assign(ctx context.Context, ps []int32) error {
 		Value: histories.Value{Keys: keys}}); err != nil {
 		return err
 	}
-	keep := map[int32]int64{}
-	offsets := map[int32]kgo.Offset{}
+	wanted := make(map[int32]bool, len(ps))
 	for _, p := range ps {
-		if n, ok := wk.next[p]; ok {
-			keep[p] = n
-			offsets[p] = kgo.NewOffset().At(n)
+		wanted[p] = true
+	}
+	var dropped []int32
+	for _, p := range wk.assigned {
+		if wanted[p] {
+			delete(wanted, p) // kept: it resumes where it is
 		} else {
-			offsets[p] = kgo.NewOffset().AtStart()
+			dropped = append(dropped, p)
+			delete(wk.next, p)
 		}
 	}
-	if wk.cons != nil {
-		wk.cons.Close()
-		wk.cons = nil
+	added := make(map[int32]kgo.Offset, len(wanted))
+	for p := range wanted {
+		if n, ok := wk.reached[p]; ok && !rewind[p] {
+			added[p] = kgo.NewOffset().At(n)
+		} else {
+			added[p] = kgo.NewOffset().AtStart()
+		}
 	}
-	wk.consHook = &hook{names: w.cfg.NodeNames}
-	cl, err := kgo.NewClient(w.consumerOpts(wk.process, wk.consHook, offsets)...)
-	if err != nil {
-		return fmt.Errorf("new consumer: %w", err)
+	if wk.cons == nil {
+		wk.consHook = &hook{names: w.cfg.NodeNames}
+		cl, err := kgo.NewClient(w.consumerOpts(wk.process, wk.consHook, added)...)
+		if err != nil {
+			return fmt.Errorf("new consumer: %w", err)
+		}
+		wk.cons = cl
+	} else {
+		if len(dropped) > 0 {
+			wk.cons.RemoveConsumePartitions(map[string][]int32{w.cfg.Topic: dropped})
+		}
+		if len(added) > 0 {
+			wk.cons.AddConsumePartitions(map[string]map[int32]kgo.Offset{w.cfg.Topic: added})
+		}
 	}
-	wk.cons = cl
 	wk.assigned = ps
-	wk.next = keep
-	_, err = w.record(histories.Op{Process: wk.process, Type: histories.OK, F: histories.FAssign,
+	_, err := w.record(histories.Op{Process: wk.process, Type: histories.OK, F: histories.FAssign,
 		Value: histories.Value{Keys: keys}})
 	return err
 }
@@ -482,12 +519,7 @@ func (wk *worker) poll(ctx context.Context, timeout time.Duration) error {
 			done.Error = res.err.Error()
 		}
 		done.Value = histories.Value{Mops: []histories.Mop{{F: histories.MopPoll, Polls: res.polls}}}
-		for key, recs := range res.polls {
-			if len(recs) > 0 {
-				p, _ := strconv.Atoi(key)
-				wk.next[int32(p)] = recs[len(recs)-1].Offset + 1
-			}
-		}
+		wk.noteRead(res.polls)
 	}
 	if _, err := w.record(done); err != nil {
 		return err
@@ -496,6 +528,21 @@ func (wk *worker) poll(ctx context.Context, timeout time.Duration) error {
 		wk.retire()
 	}
 	return nil
+}
+
+// noteRead moves the process's positions past what a poll returned.
+func (wk *worker) noteRead(polls map[string][]histories.Record) {
+	for key, recs := range polls {
+		if len(recs) == 0 {
+			continue
+		}
+		p, _ := strconv.Atoi(key)
+		n := recs[len(recs)-1].Offset + 1
+		wk.next[int32(p)] = n
+		if n > wk.reached[int32(p)] {
+			wk.reached[int32(p)] = n
+		}
+	}
 }
 
 type pollResult struct {

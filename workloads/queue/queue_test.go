@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -248,5 +249,93 @@ func BenchmarkThroughput(b *testing.B) {
 				_ = rec.Close()
 			}
 		})
+	}
+}
+
+// TestAssignStartPositions checks where an assign points the consumer: a
+// kept partition resumes after the last record the process read, a newly
+// assigned one starts where this thread last read it, or at the log's
+// start when the assign rewinds it or the thread never read it; and the
+// process keeps its consumer client across assigns.
+func TestAssignStartPositions(t *testing.T) {
+	_, n := node(t)
+	rec, _ := recorder(t)
+	w := newWorkload(t, n, "all", rec)
+	ctx := context.Background()
+	wk := w.newWorker(0)
+	defer wk.close()
+	sendN := func(p int32, k int) {
+		t.Helper()
+		for range k {
+			if err := wk.send(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// readFrom polls until it has read `want` records of partition p
+	// and returns the offset of the first one it read.
+	readFrom := func(p int32, want int) int64 {
+		t.Helper()
+		first, got := int64(-1), 0
+		deadline := time.Now().Add(10 * time.Second)
+		for got < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %d: read %d of %d records in 10s", p, got, want)
+			}
+			res := w.pollOnce(ctx, wk.cons, 200*time.Millisecond)
+			if res.err != nil {
+				t.Fatalf("poll: %v", res.err)
+			}
+			recs := res.polls[strconv.Itoa(int(p))]
+			if len(recs) > 0 && first < 0 {
+				first = recs[0].Offset
+			}
+			got += len(recs)
+			wk.noteRead(res.polls)
+		}
+		return first
+	}
+	assign := func(ps []int32, rewind map[int32]bool) {
+		t.Helper()
+		if err := wk.assign(ctx, ps, rewind); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sendN(0, 5)
+	sendN(1, 3)
+	assign([]int32{0}, nil)
+	if off := readFrom(0, 5); off != 0 {
+		t.Fatalf("a partition the thread never read starts at offset %d, want 0", off)
+	}
+	client := wk.cons
+
+	// Keep 0, add 1: 1 starts at its log's start; 0 resumes at 5.
+	assign([]int32{0, 1}, nil)
+	if wk.cons != client {
+		t.Fatal("assign replaced the process's consumer client")
+	}
+	if off := readFrom(1, 3); off != 0 {
+		t.Fatalf("newly assigned partition 1 starts at offset %d, want 0", off)
+	}
+	sendN(0, 2)
+	if off := readFrom(0, 2); off != 5 {
+		t.Fatalf("kept partition 0 resumed at offset %d, want 5", off)
+	}
+
+	// Drop 0, write to it, take it back: it starts where the thread left
+	// it (7), not at the start and not past what was written meanwhile.
+	assign([]int32{1}, nil)
+	sendN(0, 2)
+	assign([]int32{0, 1}, nil)
+	if off := readFrom(0, 2); off != 7 {
+		t.Fatalf("reassigned partition 0 starts at offset %d, want 7 (where the thread last read it)", off)
+	}
+
+	// Drop it again and take it back rewound: the whole log once more.
+	assign([]int32{1}, nil)
+	assign([]int32{0, 1}, map[int32]bool{0: true})
+	if off := readFrom(0, 9); off != 0 {
+		t.Fatalf("rewound partition 0 starts at offset %d, want 0", off)
 	}
 }
