@@ -278,6 +278,19 @@ func (p *Partition) HighWatermark() int64 {
 	return p.hw
 }
 
+// EstablishedHighWatermark is HighWatermark, and whether this leader
+// knows it to be current. A new leader learns the high watermark only as
+// its followers fetch: until it reaches the leader's log end at the start
+// of its epoch, records the previous leader committed may lie above it.
+// Kafka then answers ListOffsets with OFFSET_NOT_AVAILABLE (KIP-207) so that
+// a client retries rather than take a stale end; so do we. A follower or a
+// stopped replica reports false.
+func (p *Partition) EstablishedHighWatermark() (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hw, p.role == Leader && p.hw >= p.epochStart
+}
+
 // BecomeLeader makes this node the partition's leader at st.LeaderEpoch
 // (st is the partition's metadata, naming this node as leader), or, when
 // it already leads at that epoch, takes the newer committed ISR from st.

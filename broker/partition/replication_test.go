@@ -325,3 +325,32 @@ func TestFollowerAppendsAndTruncates(t *testing.T) {
 		t.Fatalf("the truncated batch again: %+v, %v; want it appended at 2", res, err)
 	}
 }
+
+// TestEstablishedHighWatermark: a leader re-elected at a new epoch with
+// records its followers have not yet fetched does not know how far the
+// previous epoch committed, until its high watermark reaches its log end
+// at the start of the epoch (KIP-207).
+func TestEstablishedHighWatermark(t *testing.T) {
+	p := openRF3(t, Config{}, 2)
+	if _, ok := p.EstablishedHighWatermark(); !ok {
+		t.Fatal("an empty leader's high watermark is not established")
+	}
+	mustAppend(t, p, 1, 6)
+	if hw, ok := p.EstablishedHighWatermark(); !ok || hw != 0 {
+		t.Fatalf("within its first epoch: high watermark %d established %v, want 0 and true", hw, ok)
+	}
+	p.BecomeLeader(rf3(1, 1), 2, t0)
+	if hw, ok := p.EstablishedHighWatermark(); ok {
+		t.Fatalf("at a new epoch with 6 records unfetched: high watermark %d counted as established", hw)
+	}
+	fetch(t, p, 2, 4, t0)
+	fetch(t, p, 3, 4, t0)
+	if hw, ok := p.EstablishedHighWatermark(); ok || hw != 4 {
+		t.Fatalf("followers at 4 of the epoch start 6: high watermark %d established %v, want 4 and false", hw, ok)
+	}
+	fetch(t, p, 2, 6, t0)
+	fetch(t, p, 3, 6, t0)
+	if hw, ok := p.EstablishedHighWatermark(); !ok || hw != 6 {
+		t.Fatalf("followers at the epoch start: high watermark %d established %v, want 6 and true", hw, ok)
+	}
+}

@@ -21,7 +21,8 @@ const (
 const timestampScanBytes = 1 << 20
 
 // handleListOffsets answers earliest (-2), latest (-1, the high watermark:
-// what a consumer can read) and timestamp lookups.
+// what a consumer can read; OFFSET_NOT_AVAILABLE while a new leader's high
+// watermark is not yet established, KIP-207) and timestamp lookups.
 func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, t := range req.Topics {
@@ -50,10 +51,13 @@ func (s *Server) listOffset(topic string, rp kmsg.ListOffsetsRequestTopicPartiti
 		return err
 	}
 	log := part.Log()
-	hw := part.HighWatermark()
+	hw, established := part.EstablishedHighWatermark()
 	sp.Timestamp = -1
 	switch ts := rp.Timestamp; {
 	case ts == listLatest:
+		if !established {
+			return fmt.Errorf("%w: %s-%d: the leader's high watermark %d has not yet reached the start of its epoch", kerr.OffsetNotAvailable, topic, rp.Partition, hw)
+		}
 		sp.Offset = hw
 		sp.LeaderEpoch = log.LatestEpoch()
 	case ts == listEarliest:

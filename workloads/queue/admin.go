@@ -144,6 +144,13 @@ func (w *Workload) topicReady(ctx context.Context, cl *kgo.Client) error {
 				return fmt.Errorf("partition %d has no leader", p.Partition)
 			}
 		}
+		// The metadata may come from a broker that learned of a leader
+		// before the leader itself did, which would turn the first sends
+		// away with NOT_LEADER: wait until every leader serves its
+		// partitions.
+		if offs, errs := w.listOffsets(ctx, cl, -2); len(offs) < w.cfg.Partitions {
+			return fmt.Errorf("not every partition leader serves its partition yet: %w", errors.Join(errs...))
+		}
 		return nil
 	}
 	return errors.New("the topic is not in the metadata")
@@ -162,6 +169,17 @@ func (w *Workload) EndOffsets(ctx context.Context) (map[int32]int64, error) {
 }
 
 func (w *Workload) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+	out, errs := w.listOffsets(ctx, cl, -1) // latest
+	if len(out) == 0 {
+		return out, fmt.Errorf("queue: list offsets of %s: no partition answered: %w", w.cfg.Topic, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// listOffsets asks each partition's leader for the offset at timestamp
+// (-1 latest, -2 earliest). Partitions that did not answer are missing
+// from the map, and errs says why.
+func (w *Workload) listOffsets(ctx context.Context, cl *kgo.Client, timestamp int64) (out map[int32]int64, errs []error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	t := kmsg.NewListOffsetsRequestTopic()
@@ -170,15 +188,18 @@ func (w *Workload) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 		rp := kmsg.NewListOffsetsRequestTopicPartition()
 		rp.Partition = int32(p)
 		rp.CurrentLeaderEpoch = -1
-		rp.Timestamp = -1 // latest
+		rp.Timestamp = timestamp
 		t.Partitions = append(t.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, t)
-	out := map[int32]int64{}
+	out = map[int32]int64{}
 	// kgo splits the request per partition leader; a shard that failed
-	// leaves its partitions out, which the caller tolerates.
+	// leaves its partitions out, which the callers tolerate. A leader
+	// whose high watermark is not yet established answers latest with
+	// OFFSET_NOT_AVAILABLE (KIP-207): asked again later, it will know.
 	for _, shard := range cl.RequestSharded(ctx, req) {
 		if shard.Err != nil {
+			errs = append(errs, shard.Err)
 			continue
 		}
 		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
@@ -187,16 +208,15 @@ func (w *Workload) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 				continue
 			}
 			for _, rp := range rt.Partitions {
-				if rp.ErrorCode == 0 {
-					out[rp.Partition] = rp.Offset
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+					errs = append(errs, fmt.Errorf("partition %d: %w", rp.Partition, err))
+					continue
 				}
+				out[rp.Partition] = rp.Offset
 			}
 		}
 	}
-	if len(out) == 0 {
-		return out, fmt.Errorf("queue: list offsets of %s: no partition answered", w.cfg.Topic)
-	}
-	return out, nil
+	return out, errs
 }
 
 // Drain is the final read: for every partition, a fresh process with a
