@@ -78,32 +78,8 @@ func writeCheckpoint(path string, hws map[tp]int64) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s %d %d\n", k.topic, k.index, hws[k])
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := storage.WriteFileAtomic(filepath.Dir(path), filepath.Base(path), b.Bytes()); err != nil {
 		return fmt.Errorf("high watermark checkpoint: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	_, err = f.Write(b.Bytes())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(dir); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("high watermark checkpoint %s: %w", path, err)
 	}
 	return nil
 }

@@ -24,22 +24,28 @@ func segmentName(base int64, suffix string) string {
 	return fmt.Sprintf("%020d%s", base, suffix)
 }
 
-// writeFileAtomic replaces dir/name with data so that after a crash the
+// WriteFileAtomic replaces dir/name with data so that after a crash the
 // file holds either the old or the new contents: write a temporary file,
-// fsync it, rename it over the old one, fsync the directory.
-func writeFileAtomic(dir, name string, data []byte) error {
+// fsync it, rename it over the old one, fsync the directory. The
+// temporary file's name is unique (concurrent writers of one file do not
+// clobber each other's) and ends in ".tmp", which a log's recovery removes
+// when a crash left one behind.
+func WriteFileAtomic(dir, name string, data []byte) error {
 	path := filepath.Join(dir, name)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.CreateTemp(dir, name+".*"+tmpSuffix)
 	if err != nil {
-		return err
+		return fmt.Errorf("writing %s durably: %w", path, err)
 	}
+	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644) // CreateTemp makes it 0600
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
