@@ -36,8 +36,8 @@ func init() {
 // runBroker parses the broker flags and runs a node until SIGTERM or
 // SIGINT, then shuts it down gracefully (listener, connections, storage).
 func runBroker(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("garantia broker", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported below, once
+	c := newCLI("broker", stdout, stderr)
+	fs := c.fs
 	fs.SortFlags = false
 	var (
 		id         = fs.Int32("id", 1, "node id, 0 to 65535 (producer ids are spread over the cluster by node id)")
@@ -76,17 +76,9 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
 	}
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "garantia broker: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "Run 'garantia broker --help' for its flags.")
-		return verdict.ExitBadArguments
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			usage(stdout)
-			return 0
-		}
-		return bad("%v", err)
+	bad := c.bad
+	if code, done := c.parse(args, func(w io.Writer, _ *pflag.FlagSet) { usage(w) }); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q (flags only)", fs.Arg(0))

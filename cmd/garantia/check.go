@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,8 +29,8 @@ func init() {
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCLI("check", stdout, stderr)
+	fs := c.fs
 	out := fs.String("out", "", "where to write results.json (default: beside the history)")
 	allErrors := fs.Bool("all-errors", false, "keep every example of every anomaly, not just the first 8")
 	maxExamples := fs.Int("max-examples", 8, "examples kept per anomaly (ignored with --all-errors)")
@@ -39,24 +38,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	noLinear := fs.Bool("no-linear", false, "skip the linearizability analysis")
 	quiet := fs.Bool("quiet", false, "print only the verdict line")
 	defer addJUnitFlags(fs, stderr).write() // --junit FILE, --junit-unknown: written from results.json on return
-	// Usage is printed by us: to stdout for --help, and as a hint on stderr
-	// after a bad flag (pflag would otherwise print it a second time).
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			checkUsage(stdout, fs)
-			return 0
-		}
-		fmt.Fprintf(stderr, "garantia check: %v\nRun 'garantia check --help' for usage.\n", err)
-		return verdict.ExitBadArguments
+	if code, done := c.parse(args, checkUsage); done {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "garantia check: want exactly one PATH (a history file or a run folder), got %d arguments\n", fs.NArg())
-		return verdict.ExitBadArguments
+		return c.bad("want exactly one PATH (a history file or a run folder), got %d arguments", fs.NArg())
 	}
 	if *maxExamples < 0 {
-		fmt.Fprintf(stderr, "garantia check: --max-examples: want 0 or more, got %d\n", *maxExamples)
-		return verdict.ExitBadArguments
+		return c.bad("--max-examples: want 0 or more, got %d", *maxExamples)
 	}
 
 	historyPath, err := histories.ResolveHistory(fs.Arg(0))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,40 +30,17 @@ const cleanTimeout = 2 * time.Minute
 var newCleanEngine = docker.NewEngine
 
 func runClean(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("garantia clean", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	c := newCLI("clean", stdout, stderr)
+	fs := c.fs
 	fs.SortFlags = false
 	var opts docker.CleanOptions
 	fs.StringVar(&opts.Run, "run", "", "remove only this run's containers and network (the id in their garantia.run label)")
 	fs.BoolVar(&opts.Images, "images", false, "also remove garantia's node images (rebuilt on the next --db docker run)")
 	fs.BoolVar(&opts.Force, "force", false, "also remove what belongs to a harness still running, or to one on another host")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "list what would be removed; remove nothing")
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "garantia clean: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "Run 'garantia clean --help' for its flags.")
-		return verdict.ExitBadArguments
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(stdout, `Usage: garantia clean [flags]
-
-Removes from the Docker engine the containers and networks of garantia
-test --db docker runs (everything labelled %s=true) whose harness is no
-longer running: what a crashed or killed run left behind. A run that ends
-normally, fails or is interrupted with Ctrl-C removes its own. Each removed
-thing is printed with its run id and run folder. The engine is the one the
-environment names (DOCKER_HOST), else the local socket.
-
-Exit codes: 0 done (also when there was nothing to remove), 254 bad
-arguments, 255 the engine could not be reached or a removal failed.
-
-Flags:
-`, docker.LabelManaged)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return 0
-		}
-		return bad("%v", err)
+	bad := c.bad
+	if code, done := c.parse(args, cleanUsage); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q (flags only)", fs.Arg(0))
@@ -107,4 +83,24 @@ Flags:
 		return verdict.ExitInternal
 	}
 	return verdict.ExitValid
+}
+
+func cleanUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage: garantia clean [flags]
+
+Removes from the Docker engine the containers and networks of garantia
+test --db docker runs (everything labelled %s=true) whose harness is no
+longer running: what a crashed or killed run left behind. A run that ends
+normally, fails or is interrupted with Ctrl-C removes its own. Each removed
+thing is printed with its run id and run folder. The engine is the one the
+environment names (DOCKER_HOST), else the local socket.
+
+Exit codes: 0 done (also when there was nothing to remove), 254 bad
+arguments, 255 the engine could not be reached or a removal failed.
+
+Flags:
+`, docker.LabelManaged)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,23 +25,15 @@ func init() {
 }
 
 func runMatrix(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("garantia matrix", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	c := newCLI("matrix", stdout, stderr)
+	fs := c.fs
 	fs.SortFlags = false
 	levels := fs.StringSlice("acks-levels", runner.AcksLevels, "the acks settings to compare, in order")
 	rf := addRunFlags(fs, false)
 
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "garantia matrix: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "Run 'garantia matrix --help' for its flags.")
-		return verdict.ExitBadArguments
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			matrixUsage(stdout, fs)
-			return 0
-		}
-		return bad("%v", err)
+	bad := c.bad
+	if code, done := c.parse(args, matrixUsage); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q (flags only)", fs.Arg(0))

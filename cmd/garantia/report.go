@@ -29,27 +29,20 @@ func init() {
 }
 
 func runReport(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("report", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	c := newCLI("report", stdout, stderr)
+	fs := c.fs
 	maxOps := fs.Int("max-ops", report.DefaultMaxOps, "operations embedded in the report's table (the rest is linked)")
 	maxKeys := fs.Int("max-keys", report.DefaultMaxKeys, "keys that get a picture of their log")
 	linearTimeout := fs.Duration("linear-timeout", 0, "bound on the linearizability search when the checkers must run again (0: its default)")
 	quiet := fs.Bool("quiet", false, "print only the report's path")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			reportUsage(stdout, fs)
-			return 0
-		}
-		fmt.Fprintf(stderr, "garantia report: %v\nRun 'garantia report --help' for usage.\n", err)
-		return verdict.ExitBadArguments
+	if code, done := c.parse(args, reportUsage); done {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "garantia report: want exactly one PATH (a run folder or a history file), got %d arguments\n", fs.NArg())
-		return verdict.ExitBadArguments
+		return c.bad("want exactly one PATH (a run folder or a history file), got %d arguments", fs.NArg())
 	}
 	if *maxOps < 1 || *maxKeys < 1 {
-		fmt.Fprintf(stderr, "garantia report: --max-ops and --max-keys: want 1 or more, got %d and %d\n", *maxOps, *maxKeys)
-		return verdict.ExitBadArguments
+		return c.bad("--max-ops and --max-keys: want 1 or more, got %d and %d", *maxOps, *maxKeys)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,31 +37,23 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // serve runs the web server until ctx ends. The first line it prints to
 // stdout is the URL it serves.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	c := newCLI("serve", stdout, stderr)
+	fs := c.fs
 	store := fs.String("store", "store", "the run store to serve")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on, HOST:PORT (port 0 picks a free one)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a --listen address other than loopback: the store's files become readable by anyone who can reach it")
 	limit := fs.Int("limit", report.DefaultIndexLimit, "runs listed on the index page, newest first")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			serveUsage(stdout, fs)
-			return 0
-		}
-		fmt.Fprintf(stderr, "garantia serve: %v\nRun 'garantia serve --help' for usage.\n", err)
-		return verdict.ExitBadArguments
+	if code, done := c.parse(args, serveUsage); done {
+		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "garantia serve: unexpected argument %q (the store is --store)\n", fs.Arg(0))
-		return verdict.ExitBadArguments
+		return c.bad("unexpected argument %q (the store is --store)", fs.Arg(0))
 	}
 	if *limit < 1 {
-		fmt.Fprintf(stderr, "garantia serve: --limit: want 1 or more, got %d\n", *limit)
-		return verdict.ExitBadArguments
+		return c.bad("--limit: want 1 or more, got %d", *limit)
 	}
 	if err := checkLoopback(*listen); err != nil && !*allowRemote {
-		fmt.Fprintf(stderr, "garantia serve: --listen: %v (pass --allow-remote to serve beyond this machine)\n", err)
-		return verdict.ExitBadArguments
+		return c.bad("--listen: %v (pass --allow-remote to serve beyond this machine)", err)
 	}
 
 	h, err := report.NewStoreHandler(*store)

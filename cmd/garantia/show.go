@@ -27,16 +27,11 @@ func init() {
 }
 
 func runShow(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("show", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	c := newCLI("show", stdout, stderr)
+	fs := c.fs
 	examples := fs.Int("examples", 3, "examples printed per anomaly")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			showUsage(stdout, fs)
-			return 0
-		}
-		fmt.Fprintf(stderr, "garantia show: %v\nRun 'garantia show --help' for usage.\n", err)
-		return verdict.ExitBadArguments
+	if code, done := c.parse(args, showUsage); done {
+		return code
 	}
 	path := "store"
 	switch fs.NArg() {
@@ -44,12 +39,10 @@ func runShow(args []string, stdout, stderr io.Writer) int {
 	case 1:
 		path = fs.Arg(0)
 	default:
-		fmt.Fprintf(stderr, "garantia show: want at most one PATH, got %d arguments\n", fs.NArg())
-		return verdict.ExitBadArguments
+		return c.bad("want at most one PATH, got %d arguments", fs.NArg())
 	}
 	if *examples < 0 {
-		fmt.Fprintf(stderr, "garantia show: --examples: want 0 or more, got %d\n", *examples)
-		return verdict.ExitBadArguments
+		return c.bad("--examples: want 0 or more, got %d", *examples)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -90,24 +89,16 @@ func (f *runFlags) finish() runner.Config {
 }
 
 func runTest(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("garantia test", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported below, once
+	c := newCLI("test", stdout, stderr)
+	fs := c.fs
 	fs.SortFlags = false
 	rf := addRunFlags(fs, true)
 	count := fs.Int("test-count", 1, "run the test this many times, with seeds seed, seed+1, ...; the exit code is the worst")
 	junit := fs.String("junit", "", "also write the verdict as JUnit XML to `FILE` (one test case per checker; with --test-count, one suite per run in FILE, FILE.2, ...), for CI")
 
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "garantia test: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "Run 'garantia test --help' for its flags.")
-		return verdict.ExitBadArguments
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			testUsage(stdout, fs)
-			return 0
-		}
-		return bad("%v", err)
+	bad := c.bad
+	if code, done := c.parse(args, testUsage); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q (flags only)", fs.Arg(0))

@@ -1,5 +1,7 @@
 // Package dbtest holds test helpers for the packages that start nodes,
-// proxies and nemeses: a check that a test left no goroutine running.
+// proxies and nemeses: a check that a test left no goroutine running, and
+// the checks of a backend's lifecycle that mean the same on every
+// backend.
 package dbtest
 
 import (

@@ -85,7 +85,8 @@ type Options struct {
 	// db.DefaultStartWait.
 	StartWait time.Duration
 	// StopGrace is how long Teardown and Restart wait after SIGTERM
-	// before SIGKILL; 0 means 2s (the engine counts whole seconds).
+	// before SIGKILL; 0 means db.DefaultStopGrace, 2s (the engine counts
+	// whole seconds).
 	StopGrace time.Duration
 	// Engine is the Docker engine; nil connects with NewEngine.
 	Engine Engine
@@ -166,13 +167,8 @@ func New(opts Options) (*DB, error) {
 	if opts.Nodes < 1 || opts.Nodes > maxNodes {
 		return nil, fmt.Errorf("docker db: nodes: want 1 to %d, got %d", maxNodes, opts.Nodes)
 	}
-	if opts.Dir == "" {
-		return nil, errors.New("docker db: Dir: the run folder is required")
-	}
-	if st, err := os.Stat(opts.Dir); err != nil {
-		return nil, fmt.Errorf("docker db: Dir: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("docker db: Dir: %s is not a folder", opts.Dir)
+	if err := db.CheckRunDir("docker db", opts.Dir); err != nil {
+		return nil, err
 	}
 	// Bind mounts need absolute paths.
 	dir, err := filepath.Abs(opts.Dir)
@@ -189,22 +185,16 @@ func New(opts Options) (*DB, error) {
 	} else if !validRunID(opts.RunID) {
 		return nil, fmt.Errorf("docker db: RunID %q: want 1 to 32 of a-z, 0-9 and '-'", opts.RunID)
 	}
-	if opts.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("docker db: find the garantia executable: %w", err)
-		}
-		opts.Binary = exe
+	proc, err := db.Process{
+		Binary:       opts.Binary,
+		ReadyTimeout: opts.ReadyTimeout,
+		StartWait:    opts.StartWait,
+		StopGrace:    opts.StopGrace,
+	}.WithDefaults("docker db")
+	if err != nil {
+		return nil, err
 	}
-	if opts.ReadyTimeout <= 0 {
-		opts.ReadyTimeout = db.DefaultReadyTimeout
-	}
-	if opts.StartWait <= 0 {
-		opts.StartWait = db.DefaultStartWait
-	}
-	if opts.StopGrace <= 0 {
-		opts.StopGrace = 2 * time.Second
-	}
+	opts.Binary, opts.ReadyTimeout, opts.StartWait, opts.StopGrace = proc.Binary, proc.ReadyTimeout, proc.StartWait, proc.StopGrace
 	d := &DB{
 		opts:   opts,
 		eng:    opts.Engine,
@@ -229,15 +219,8 @@ func New(opts Options) (*DB, error) {
 		d.fw = &IPTables{}
 	}
 	d.life, d.stopLife = context.WithCancel(context.Background())
-	for i := 1; i <= opts.Nodes; i++ {
-		id := int32(i)
-		name := db.NameOf(id)
-		nd := filepath.Join(opts.Dir, name)
-		d.nodes = append(d.nodes, &node{
-			Node:    db.Node{ID: id, Name: name},
-			dataDir: filepath.Join(nd, "data"),
-			logPath: filepath.Join(nd, "broker.log"),
-		})
+	for _, f := range db.LayOut(opts.Dir, opts.Nodes) {
+		d.nodes = append(d.nodes, &node{Node: f.Node, dataDir: f.DataDir, logPath: f.LogPath})
 	}
 	return d, nil
 }
@@ -422,18 +405,12 @@ func (d *DB) args(n *node) []string {
 		}
 		a = append(a, c.Args()...)
 	}
-	if d.opts.Fsync != "" {
-		a = append(a, "--fsync", d.opts.Fsync)
-	}
-	if d.opts.AutoCreateTopics {
-		a = append(a, "--auto-create-topics")
-	}
-	if d.opts.Partitions > 0 {
-		a = append(a, "--partitions", strconv.Itoa(d.opts.Partitions))
-	}
-	for _, b := range d.opts.Bugs {
-		a = append(a, "--bug", b)
-	}
+	a = append(a, db.BrokerFlags{
+		Fsync:            d.opts.Fsync,
+		AutoCreateTopics: d.opts.AutoCreateTopics,
+		Partitions:       d.opts.Partitions,
+		Bugs:             d.opts.Bugs,
+	}.Args()...)
 	if d.opts.ExtraArgs != nil {
 		a = append(a, d.opts.ExtraArgs(n.Node)...)
 	}
@@ -715,23 +692,11 @@ func (d *DB) waitReady(ctx context.Context, n *node, id string, timeout time.Dur
 // readyError wraps a failed start with the tail of what the node wrote
 // (complete when the container has stopped: see finishLog).
 func (d *DB) readyError(n *node, logStart int64, err error) error {
-	tail := logTail(n.logPath, logStart, 2048)
+	tail := db.LogTail(n.logPath, logStart, 2048)
 	if tail != "" {
 		return fmt.Errorf("docker db: %s at %s: %w; %s ends with:\n%s", n.Name, n.Addr, err, n.logPath, tail)
 	}
 	return fmt.Errorf("docker db: %s at %s: %w", n.Name, n.Addr, err)
-}
-
-func logTail(path string, from int64, max int) string {
-	b, err := os.ReadFile(path)
-	if err != nil || from > int64(len(b)) {
-		return ""
-	}
-	b = b[from:]
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(bytes.TrimSpace(b))
 }
 
 func shortID(id string) string {
@@ -821,32 +786,25 @@ func (d *DB) Restart(ctx context.Context, node db.Node) error {
 var errNotRunning = errors.New("node is not running")
 
 // Pause freezes every process of node's container (the engine's cgroup
-// freezer) and returns once they are frozen.
+// freezer) and returns once they are frozen. Pausing a paused node is a
+// no-op.
 func (d *DB) Pause(ctx context.Context, node db.Node) error {
-	n, err := d.lookup(node)
-	if err != nil {
-		return err
-	}
-	n.op.Lock()
-	defer n.op.Unlock()
-	st, err := d.inspect(ctx, n)
-	if err != nil {
-		return fmt.Errorf("docker db: pause %s: %w", n.Name, err)
-	}
-	switch {
-	case !st.Running:
-		return fmt.Errorf("docker db: pause %s: %w", n.Name, errNotRunning)
-	case st.Paused:
-		return nil
-	}
-	if err := d.eng.PauseContainer(ctx, n.container); err != nil {
-		return fmt.Errorf("docker db: pause %s: %w", n.Name, err)
-	}
-	return nil
+	return d.setPaused(ctx, node, true)
 }
 
 // Resume thaws node's container. Resuming a running node is a no-op.
 func (d *DB) Resume(ctx context.Context, node db.Node) error {
+	return d.setPaused(ctx, node, false)
+}
+
+// setPaused freezes (pause) or thaws node's container. Pause and Resume
+// are one operation in two directions: the same checks, the engine call
+// and the word in their errors ("pause", "resume") the only differences.
+func (d *DB) setPaused(ctx context.Context, node db.Node, pause bool) error {
+	verb, change := "resume", d.eng.UnpauseContainer
+	if pause {
+		verb, change = "pause", d.eng.PauseContainer
+	}
 	n, err := d.lookup(node)
 	if err != nil {
 		return err
@@ -855,16 +813,16 @@ func (d *DB) Resume(ctx context.Context, node db.Node) error {
 	defer n.op.Unlock()
 	st, err := d.inspect(ctx, n)
 	if err != nil {
-		return fmt.Errorf("docker db: resume %s: %w", n.Name, err)
+		return fmt.Errorf("docker db: %s %s: %w", verb, n.Name, err)
 	}
 	switch {
 	case !st.Running:
-		return fmt.Errorf("docker db: resume %s: %w", n.Name, errNotRunning)
-	case !st.Paused:
-		return nil
+		return fmt.Errorf("docker db: %s %s: %w", verb, n.Name, errNotRunning)
+	case st.Paused == pause:
+		return nil // already as asked
 	}
-	if err := d.eng.UnpauseContainer(ctx, n.container); err != nil {
-		return fmt.Errorf("docker db: resume %s: %w", n.Name, err)
+	if err := change(ctx, n.container); err != nil {
+		return fmt.Errorf("docker db: %s %s: %w", verb, n.Name, err)
 	}
 	return nil
 }

@@ -194,24 +194,21 @@ func newDockerCluster(t testing.TB, nodes int, mod func(*Options)) (*DB, Engine)
 		t.Fatal(err)
 	}
 	expectNothingLeft(t, eng, d.RunID())
+	// Cleanups run last registered first: Teardown, then the image is
+	// noted for TestMain, then expectNothingLeft looks.
 	t.Cleanup(func() {
-		if err := d.Teardown(context.Background()); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
 		if img := d.Image(); img != "" {
 			imagesMu.Lock()
 			imagesBuilt[img] = true
 			imagesMu.Unlock()
 		}
 	})
+	dbtest.TeardownAtEnd(t, d)
 	return d, eng
 }
 
-func probe(addr string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return db.Probe(ctx, addr)
-}
+// probe is dbtest.Probe, short for the many probes of these tests.
+var probe = dbtest.Probe
 
 func TestDockerLifecycle(t *testing.T) {
 	dbtest.NoLeaks(t)
@@ -222,10 +219,8 @@ func TestDockerLifecycle(t *testing.T) {
 	}
 	nodes := d.Nodes()
 	n1, n2 := nodes[0], nodes[1]
+	dbtest.CheckAnswer(t, nodes)
 	for _, n := range nodes {
-		if err := probe(n.Addr, 2*time.Second); err != nil {
-			t.Fatalf("%s at %s does not answer after Setup: %v", n.Name, n.Addr, err)
-		}
 		if !d.Subnet().Contains(netipOf(t, n.Addr)) {
 			t.Errorf("%s at %s, outside the run's subnet %s", n.Name, n.Addr, d.Subnet())
 		}
@@ -239,40 +234,16 @@ func TestDockerLifecycle(t *testing.T) {
 	if processStart(pid1) != 0 {
 		t.Errorf("n1's broker (pid %d) still exists after Kill", pid1)
 	}
-	if err := probe(n1.Addr, 500*time.Millisecond); err == nil {
-		t.Fatal("n1 answers after Kill")
-	}
-	if err := d.Kill(ctx, n1); err != nil {
-		t.Fatalf("killing a killed node: %v, want a no-op", err)
-	}
+	dbtest.CheckKilled(t, ctx, d, n1)
 
 	// Start: same address, a new process, answering.
-	if err := d.Start(ctx, n1); err != nil {
-		t.Fatalf("restart n1: %v", err)
-	}
-	if got := d.Nodes()[0].Addr; got != n1.Addr {
-		t.Fatalf("n1 restarted at %s, want its old address %s", got, n1.Addr)
-	}
+	dbtest.CheckStart(t, ctx, d, n1)
 	if pid, _ := d.Pid(n1); pid == 0 || pid == pid1 {
 		t.Fatalf("n1's pid after restart %d (before %d)", pid, pid1)
 	}
-	if err := probe(n1.Addr, 2*time.Second); err != nil {
-		t.Fatalf("n1 does not answer after Start: %v", err)
-	}
 
 	// Pause: the kernel still accepts, the frozen broker answers nothing.
-	if err := d.Pause(ctx, n2); err != nil {
-		t.Fatal(err)
-	}
-	if err := probe(n2.Addr, 300*time.Millisecond); err == nil {
-		t.Fatal("n2 answers while paused")
-	}
-	if err := d.Resume(ctx, n2); err != nil {
-		t.Fatal(err)
-	}
-	if err := probe(n2.Addr, 2*time.Second); err != nil {
-		t.Fatalf("n2 does not answer after Resume: %v", err)
-	}
+	dbtest.CheckPauseResume(t, ctx, d, n2)
 
 	// Restart: graceful stop, start, answering.
 	if err := d.Restart(ctx, n2); err != nil {
@@ -282,9 +253,7 @@ func TestDockerLifecycle(t *testing.T) {
 		t.Fatalf("n2 does not answer after Restart: %v", err)
 	}
 
-	if err := d.Kill(ctx, db.Node{ID: 7, Name: "n7"}); !errors.Is(err, db.ErrUnknownNode) {
-		t.Fatalf("Kill(n7) = %v, want ErrUnknownNode", err)
-	}
+	dbtest.CheckUnknownNode(t, ctx, d)
 
 	// Pause n2 again: Teardown must stop a paused node too.
 	if err := d.Pause(ctx, n2); err != nil {
@@ -299,24 +268,15 @@ func TestDockerLifecycle(t *testing.T) {
 
 	// The logs: in the run folder, the harness's start lines, the
 	// broker's own lines, and n2's graceful shutdowns.
-	logs := d.LogFiles()
-	for name, want := range map[string]int{"n1": 2, "n2": 2} {
-		b, err := os.ReadFile(logs[name])
-		if err != nil {
-			t.Fatalf("log of %s: %v", name, err)
-		}
-		if got := strings.Count(string(b), "=== garantia harness: starting "+name); got != want {
-			t.Errorf("%s's log has %d start lines, want %d:\n%s", name, got, want, b)
-		}
-		if got := strings.Count(string(b), "broker listening"); got != want {
-			t.Errorf("%s's log has %d 'broker listening' lines, want %d (the container's output is copied):\n%s", name, got, want, b)
-		}
-		if filepath.Dir(logs[name]) != filepath.Join(d.opts.Dir, name) {
-			t.Errorf("%s's log at %s, want in the run folder", name, logs[name])
+	starts := map[string]int{"n1": 2, "n2": 2}
+	logs := dbtest.CheckStartMarkers(t, d, d.opts.Dir, starts)
+	for name, want := range starts {
+		if got := strings.Count(logs[name], "broker listening"); got != want {
+			t.Errorf("%s's log has %d 'broker listening' lines, want %d (the container's output is copied):\n%s", name, got, want, logs[name])
 		}
 	}
-	if b, _ := os.ReadFile(logs["n2"]); strings.Count(string(b), "broker shut down") != 2 {
-		t.Errorf("n2's log should show two graceful shutdowns (Restart, Teardown):\n%s", b)
+	if strings.Count(logs["n2"], "broker shut down") != 2 {
+		t.Errorf("n2's log should show two graceful shutdowns (Restart, Teardown):\n%s", logs["n2"])
 	}
 	// The data folder is the run folder's, written as the harness's user.
 	st, err := os.Stat(filepath.Join(d.opts.Dir, "n1", "data"))
@@ -329,9 +289,7 @@ func TestDockerLifecycle(t *testing.T) {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
 		t.Errorf("n1's data folder belongs to uid %d, want the harness's %d", sys.Uid, os.Getuid())
 	}
-	if err := d.Start(ctx, n1); !errors.Is(err, db.ErrTornDown) {
-		t.Errorf("Start after Teardown = %v, want ErrTornDown", err)
-	}
+	dbtest.CheckTornDown(t, ctx, d, n1)
 }
 
 func netipOf(t *testing.T, addr string) netip.Addr {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -66,7 +65,7 @@ type Options struct {
 	// db.DefaultStartWait.
 	StartWait time.Duration
 	// StopGrace is how long Teardown waits after SIGTERM before SIGKILL;
-	// 0 means 2s.
+	// 0 means db.DefaultStopGrace (2s).
 	StopGrace time.Duration
 }
 
@@ -129,13 +128,8 @@ func New(opts Options) (*DB, error) {
 	if opts.Nodes < 1 {
 		return nil, fmt.Errorf("local db: nodes: want 1 or more, got %d", opts.Nodes)
 	}
-	if opts.Dir == "" {
-		return nil, errors.New("local db: Dir: the run folder is required")
-	}
-	if st, err := os.Stat(opts.Dir); err != nil {
-		return nil, fmt.Errorf("local db: Dir: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("local db: Dir: %s is not a folder", opts.Dir)
+	if err := db.CheckRunDir("local db", opts.Dir); err != nil {
+		return nil, err
 	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
@@ -144,32 +138,19 @@ func New(opts Options) (*DB, error) {
 		// The project's rule: nothing but loopback, ever.
 		return nil, fmt.Errorf("local db: Host: %q is not a loopback address", opts.Host)
 	}
-	if opts.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("local db: find the garantia executable: %w", err)
-		}
-		opts.Binary = exe
+	proc, err := db.Process{
+		Binary:       opts.Binary,
+		ReadyTimeout: opts.ReadyTimeout,
+		StartWait:    opts.StartWait,
+		StopGrace:    opts.StopGrace,
+	}.WithDefaults("local db")
+	if err != nil {
+		return nil, err
 	}
-	if opts.ReadyTimeout <= 0 {
-		opts.ReadyTimeout = db.DefaultReadyTimeout
-	}
-	if opts.StartWait <= 0 {
-		opts.StartWait = db.DefaultStartWait
-	}
-	if opts.StopGrace <= 0 {
-		opts.StopGrace = 2 * time.Second
-	}
+	opts.Binary, opts.ReadyTimeout, opts.StartWait, opts.StopGrace = proc.Binary, proc.ReadyTimeout, proc.StartWait, proc.StopGrace
 	d := &DB{opts: opts}
-	for i := 1; i <= opts.Nodes; i++ {
-		id := int32(i)
-		name := db.NameOf(id)
-		dir := filepath.Join(opts.Dir, name)
-		d.nodes = append(d.nodes, &node{
-			Node:    db.Node{ID: id, Name: name},
-			dataDir: filepath.Join(dir, "data"),
-			logPath: filepath.Join(dir, "broker.log"),
-		})
+	for _, f := range db.LayOut(opts.Dir, opts.Nodes) {
+		d.nodes = append(d.nodes, &node{Node: f.Node, dataDir: f.DataDir, logPath: f.LogPath})
 	}
 	return d, nil
 }
@@ -364,18 +345,12 @@ func (d *DB) args(n *node) []string {
 		"--data-dir", n.dataDir,
 		"--log-file", n.logPath,
 	}
-	if d.opts.Fsync != "" {
-		a = append(a, "--fsync", d.opts.Fsync)
-	}
-	if d.opts.AutoCreateTopics {
-		a = append(a, "--auto-create-topics")
-	}
-	if d.opts.Partitions > 0 {
-		a = append(a, "--partitions", strconv.Itoa(d.opts.Partitions))
-	}
-	for _, b := range d.opts.Bugs {
-		a = append(a, "--bug", b)
-	}
+	a = append(a, db.BrokerFlags{
+		Fsync:            d.opts.Fsync,
+		AutoCreateTopics: d.opts.AutoCreateTopics,
+		Partitions:       d.opts.Partitions,
+		Bugs:             d.opts.Bugs,
+	}.Args()...)
 	if c := d.opts.Cluster; c != nil {
 		a = append(a, "--controller-listen", n.Controller)
 		for _, peer := range d.nodes {
@@ -560,7 +535,7 @@ func (d *DB) waitReady(ctx context.Context, n *node, exited <-chan struct{}, tim
 // readyError wraps a failed start with the tail of the node's log, which
 // usually says why, and marks a lost port race with errAddrInUse.
 func (d *DB) readyError(n *node, logStart int64, err error) error {
-	tail := logTail(n.logPath, logStart, 2048)
+	tail := db.LogTail(n.logPath, logStart, 2048)
 	if errors.Is(err, db.ErrExited) && strings.Contains(tail, "address already in use") {
 		err = fmt.Errorf("%w: %w", errAddrInUse, err)
 	}
@@ -568,18 +543,6 @@ func (d *DB) readyError(n *node, logStart int64, err error) error {
 		return fmt.Errorf("local db: %s at %s: %w; %s ends with:\n%s", n.Name, n.Addr, err, n.logPath, tail)
 	}
 	return fmt.Errorf("local db: %s at %s: %w", n.Name, n.Addr, err)
-}
-
-func logTail(path string, from int64, max int) string {
-	b, err := os.ReadFile(path)
-	if err != nil || from > int64(len(b)) {
-		return ""
-	}
-	b = b[from:]
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(bytes.TrimSpace(b))
 }
 
 func (d *DB) lookup(want db.Node) (*node, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/db"
+	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/db/local/buildtest"
 )
 
@@ -72,11 +73,8 @@ func waitDead(t *testing.T, pid int, within time.Duration) {
 	}
 }
 
-func probe(addr string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return db.Probe(ctx, addr)
-}
+// probe is dbtest.Probe, short for the many probes of these tests.
+var probe = dbtest.Probe
 
 func newCluster(t *testing.T, nodes int, mod func(*Options)) *DB {
 	t.Helper()
@@ -89,11 +87,7 @@ func newCluster(t *testing.T, nodes int, mod func(*Options)) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := d.Teardown(context.Background()); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
+	dbtest.TeardownAtEnd(t, d)
 	return d
 }
 
@@ -113,11 +107,7 @@ func TestLifecycle(t *testing.T) {
 	if nodes[0].Addr == nodes[1].Addr {
 		t.Fatalf("both nodes listen on %s", nodes[0].Addr)
 	}
-	for _, n := range nodes {
-		if err := probe(n.Addr, 2*time.Second); err != nil {
-			t.Fatalf("%s at %s does not answer after Setup: %v", n.Name, n.Addr, err)
-		}
-	}
+	dbtest.CheckAnswer(t, nodes)
 	pids := d.Pids()
 	n1, n2 := nodes[0], nodes[1]
 
@@ -126,61 +116,23 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDead(t, pids["n1"], 2*time.Second)
-	if err := probe(n1.Addr, time.Second); err == nil {
-		t.Fatal("n1 answers after Kill")
-	}
-	if err := d.Kill(ctx, n1); err != nil {
-		t.Fatalf("killing a dead node: %v, want a no-op", err)
-	}
+	dbtest.CheckKilled(t, ctx, d, n1)
 
 	// Start: same address, new process, answering again.
-	if err := d.Start(ctx, n1); err != nil {
-		t.Fatalf("restart n1: %v", err)
-	}
-	if got := d.Nodes()[0].Addr; got != n1.Addr {
-		t.Fatalf("n1 restarted on %s, want its old address %s", got, n1.Addr)
-	}
+	dbtest.CheckStart(t, ctx, d, n1)
 	newPid := d.Pids()["n1"]
 	if newPid == 0 || newPid == pids["n1"] {
 		t.Fatalf("n1 pid after restart = %d (before %d)", newPid, pids["n1"])
 	}
-	if err := probe(n1.Addr, 2*time.Second); err != nil {
-		t.Fatalf("n1 does not answer after Start: %v", err)
-	}
 
 	// Pause: the port accepts (the kernel does) but nothing answers.
-	if err := d.Pause(ctx, n2); err != nil {
-		t.Fatal(err)
-	}
-	if err := probe(n2.Addr, 300*time.Millisecond); err == nil {
-		t.Fatal("n2 answers while paused")
-	}
-	if err := d.Resume(ctx, n2); err != nil {
-		t.Fatal(err)
-	}
-	if err := probe(n2.Addr, 2*time.Second); err != nil {
-		t.Fatalf("n2 does not answer after Resume: %v", err)
-	}
+	dbtest.CheckPauseResume(t, ctx, d, n2)
 
 	// Unknown nodes are refused by name.
-	if err := d.Kill(ctx, db.Node{ID: 7, Name: "n7"}); !errors.Is(err, db.ErrUnknownNode) {
-		t.Fatalf("Kill(n7) = %v, want ErrUnknownNode", err)
-	}
+	dbtest.CheckUnknownNode(t, ctx, d)
 
 	// Logs: one per node, with the harness's start markers (n1 twice).
-	logs := d.LogFiles()
-	for name, want := range map[string]int{"n1": 2, "n2": 1} {
-		b, err := os.ReadFile(logs[name])
-		if err != nil {
-			t.Fatalf("log of %s: %v", name, err)
-		}
-		if got := strings.Count(string(b), "=== garantia harness: starting "+name); got != want {
-			t.Errorf("%s's log has %d start markers, want %d", name, got, want)
-		}
-		if filepath.Dir(logs[name]) != filepath.Join(d.opts.Dir, name) {
-			t.Errorf("%s's log is at %s, want inside %s", name, logs[name], filepath.Join(d.opts.Dir, name))
-		}
-	}
+	dbtest.CheckStartMarkers(t, d, d.opts.Dir, map[string]int{"n1": 2, "n2": 1})
 
 	// Pause n2 again: Teardown must stop a paused node too.
 	if err := d.Pause(ctx, n2); err != nil {
@@ -201,9 +153,7 @@ func TestLifecycle(t *testing.T) {
 	if err := d.Teardown(ctx); err != nil {
 		t.Errorf("second Teardown: %v", err)
 	}
-	if err := d.Start(ctx, n1); !errors.Is(err, db.ErrTornDown) {
-		t.Errorf("Start after Teardown = %v, want ErrTornDown", err)
-	}
+	dbtest.CheckTornDown(t, ctx, d, n1)
 }
 
 // TestSetupFailureQuotesLog: a node that exits at once makes Setup fail
