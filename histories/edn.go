@@ -258,51 +258,50 @@ func (p *ednParser) readMapItems(depth int) ([]ednNode, error) {
 	p.i++ // '{'
 	mark := len(p.stack)
 	defer func() { p.stack = p.stack[:mark] }()
-	for {
-		if err := p.skip(depth); err != nil {
-			return nil, err
-		}
-		if p.i >= len(p.src) {
-			return nil, p.eof("a map")
-		}
-		if p.src[p.i] == '}' {
-			p.i++
-			items := p.stack[mark:]
-			if len(items)%2 != 0 {
-				return nil, &ednError{line: line, err: errors.New("map has an odd number of forms: a key without a value")}
-			}
-			return items, nil
-		}
-		n, err := p.read(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		p.stack = append(p.stack, n)
+	if err := p.readItems('}', "a map", depth); err != nil {
+		return nil, err
 	}
+	items := p.stack[mark:]
+	if len(items)%2 != 0 {
+		return nil, &ednError{line: line, err: errors.New("map has an odd number of forms: a key without a value")}
+	}
+	return items, nil
 }
 
+// readSeq reads the forms of a collection, its opening bracket consumed, up
+// to closer, into a slice of their own.
 func (p *ednParser) readSeq(closer byte, what string, depth int) ([]ednNode, error) {
 	mark := len(p.stack)
 	defer func() { p.stack = p.stack[:mark] }()
+	if err := p.readItems(closer, what, depth); err != nil {
+		return nil, err
+	}
+	if len(p.stack) == mark {
+		return nil, nil
+	}
+	items := make([]ednNode, len(p.stack)-mark)
+	copy(items, p.stack[mark:])
+	return items, nil
+}
+
+// readItems reads forms up to and including closer and pushes them onto
+// p.stack; what names the collection should the input end first. The
+// caller cuts the stack back to where it was once done with the forms.
+func (p *ednParser) readItems(closer byte, what string, depth int) error {
 	for {
 		if err := p.skip(depth); err != nil {
-			return nil, err
+			return err
 		}
 		if p.i >= len(p.src) {
-			return nil, p.eof(what)
+			return p.eof(what)
 		}
 		if p.src[p.i] == closer {
 			p.i++
-			if len(p.stack) == mark {
-				return nil, nil
-			}
-			items := make([]ednNode, len(p.stack)-mark)
-			copy(items, p.stack[mark:])
-			return items, nil
+			return nil
 		}
 		n, err := p.read(depth + 1)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.stack = append(p.stack, n)
 	}
@@ -365,23 +364,15 @@ func (p *ednParser) readString() (string, error) {
 			case 'f':
 				sb.WriteByte('\f')
 			case 'u':
-				r, ok := p.hex4()
+				r, ok := hex4(p.src[p.i:])
 				if !ok {
 					return "", p.errf("invalid \\u escape in a string")
 				}
+				p.i += 4
 				if utf16.IsSurrogate(r) {
-					r2 := utf8.RuneError
-					save := p.i
-					if p.i+1 < len(p.src) && p.src[p.i] == '\\' && p.src[p.i+1] == 'u' {
-						p.i += 2
-						if lo, ok := p.hex4(); ok {
-							r2 = utf16.DecodeRune(r, lo)
-						}
-					}
-					if r2 == utf8.RuneError {
-						p.i = save
-					}
-					r = r2
+					var n int
+					r, n = pairSurrogate(r, p.src[p.i:])
+					p.i += n
 				}
 				sb.WriteRune(r)
 			default:
@@ -414,18 +405,6 @@ func (p *ednParser) readString() (string, error) {
 		}
 	}
 	return "", p.eof("a string")
-}
-
-func (p *ednParser) hex4() (rune, bool) {
-	if len(p.src)-p.i < 4 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(p.src[p.i:p.i+4]), 16, 32)
-	if err != nil {
-		return 0, false
-	}
-	p.i += 4
-	return rune(v), true
 }
 
 var ednCharNames = map[string]string{

@@ -43,11 +43,8 @@ func WriteEDN(w io.Writer, ops []Op) error {
 // [WriteEDN].
 func AppendEDN(dst []byte, op *Op) ([]byte, error) {
 	mark := len(dst)
-	if !op.Type.Valid() {
-		return dst, fmt.Errorf("histories: op index %d: type %q is not invoke, ok, fail or info", op.Index, op.Type)
-	}
-	if op.F == "" {
-		return dst, fmt.Errorf("histories: op index %d: f is empty", op.Index)
+	if err := checkOp(op); err != nil {
+		return dst, err
 	}
 	dst = append(dst, "{:index "...)
 	dst = strconv.AppendInt(dst, op.Index, 10)
@@ -65,7 +62,7 @@ func AppendEDN(dst []byte, op *Op) ([]byte, error) {
 	dst = appendEDNName(dst, op.F)
 	dst = append(dst, ", :value "...)
 	var err error
-	if dst, err = appendValueEDN(dst, &op.Value); err != nil {
+	if dst, err = appendValue(dst, &op.Value, &ednNotation); err != nil {
 		return dst[:mark], fmt.Errorf("histories: op index %d: value: %w", op.Index, err)
 	}
 	if op.Node != "" {
@@ -118,99 +115,32 @@ func appendEDNKey(dst []byte, k string) []byte {
 	return appendEDNString(dst, k)
 }
 
-func appendValueEDN(dst []byte, v *Value) ([]byte, error) {
-	if (v.Mops != nil && (v.Keys != nil || v.Raw != nil)) || (v.Keys != nil && v.Raw != nil) {
-		return dst, errValueAmbiguous
-	}
-	switch {
-	case v.Mops != nil:
-		dst = append(dst, '[')
-		for i := range v.Mops {
-			if i > 0 {
-				dst = append(dst, ' ')
-			}
-			var err error
-			if dst, err = appendMopEDN(dst, &v.Mops[i]); err != nil {
-				return dst, fmt.Errorf("micro-op %d: %w", i, err)
-			}
-		}
-		return append(dst, ']'), nil
-	case v.Keys != nil:
-		dst = append(dst, '[')
-		for i, k := range v.Keys {
-			if i > 0 {
-				dst = append(dst, ' ')
-			}
-			dst = appendEDNKey(dst, k)
-		}
-		return append(dst, ']'), nil
-	case v.Raw != nil:
-		d := decoder{b: v.Raw}
-		d.ws()
-		var err error
-		if dst, err = d.appendJSONAsEDN(dst, 0); err != nil {
-			return dst, fmt.Errorf("Raw: %w", err)
-		}
-		if d.ws(); d.i != len(d.b) {
-			return dst, fmt.Errorf("Raw: unexpected data after the value: %s", d.snippetAt(d.i))
-		}
-		return dst, nil
-	}
-	return append(dst, "nil"...), nil
+// ednNotation writes Jepsen's history.edn: keys that are canonical
+// decimals as integers, as Jepsen has them, and Raw converted from JSON.
+var ednNotation = notation{
+	null:      "nil",
+	sep:       ' ',
+	entrySep:  ", ",
+	keySep:    ' ',
+	send:      "[:send ",
+	poll:      "[:poll {",
+	pollEmpty: "[:poll]",
+	key:       appendEDNKey,
+	raw:       appendRawEDN,
 }
 
-func appendMopEDN(dst []byte, m *Mop) ([]byte, error) {
-	switch m.F {
-	case MopSend:
-		dst = append(dst, "[:send "...)
-		dst = appendEDNKey(dst, m.Key)
-		dst = append(dst, ' ')
-		switch {
-		case m.Offset == OffsetPending:
-			dst = strconv.AppendInt(dst, m.Value, 10)
-		case m.Offset == OffsetUnknown:
-			dst = append(dst, "[nil "...)
-			dst = strconv.AppendInt(dst, m.Value, 10)
-			dst = append(dst, ']')
-		case m.Offset >= 0:
-			dst = append(dst, '[')
-			dst = strconv.AppendInt(dst, m.Offset, 10)
-			dst = append(dst, ' ')
-			dst = strconv.AppendInt(dst, m.Value, 10)
-			dst = append(dst, ']')
-		default:
-			return dst, fmt.Errorf("send offset %d is negative and neither OffsetPending nor OffsetUnknown", m.Offset)
-		}
-		return append(dst, ']'), nil
-	case MopPoll:
-		if m.Polls == nil {
-			return append(dst, "[:poll]"...), nil
-		}
-		dst = append(dst, "[:poll {"...)
-		for i, k := range sortedPollKeys(m.Polls) {
-			if i > 0 {
-				dst = append(dst, ", "...)
-			}
-			dst = appendEDNKey(dst, k)
-			dst = append(dst, " ["...)
-			for j, r := range m.Polls[k] {
-				if r.Offset < 0 {
-					return dst, fmt.Errorf("poll of key %q: record %d has negative offset %d", k, j, r.Offset)
-				}
-				if j > 0 {
-					dst = append(dst, ' ')
-				}
-				dst = append(dst, '[')
-				dst = strconv.AppendInt(dst, r.Offset, 10)
-				dst = append(dst, ' ')
-				dst = strconv.AppendInt(dst, r.Value, 10)
-				dst = append(dst, ']')
-			}
-			dst = append(dst, ']')
-		}
-		return append(dst, "}]"...), nil
+// appendRawEDN appends a Raw value, JSON, converted to EDN.
+func appendRawEDN(dst, raw []byte) ([]byte, error) {
+	d := decoder{b: raw}
+	d.ws()
+	var err error
+	if dst, err = d.appendJSONAsEDN(dst, 0); err != nil {
+		return dst, fmt.Errorf("Raw: %w", err)
 	}
-	return dst, fmt.Errorf("f %q is neither send nor poll", m.F)
+	if d.ws(); d.i != len(d.b) {
+		return dst, fmt.Errorf("Raw: unexpected data after the value: %s", d.snippetAt(d.i))
+	}
+	return dst, nil
 }
 
 // appendJSONAsEDN converts the JSON value at d's position to EDN.
@@ -218,7 +148,6 @@ func (d *decoder) appendJSONAsEDN(dst []byte, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return dst, d.errf("value nests deeper than %d levels", maxDepth)
 	}
-	var err error
 	switch c := d.peek(); {
 	case c == '"':
 		s, err := d.str()
@@ -229,12 +158,7 @@ func (d *decoder) appendJSONAsEDN(dst []byte, depth int) ([]byte, error) {
 	case c == '{':
 		d.i++
 		dst = append(dst, '{')
-		for n := 0; ; n++ {
-			d.ws()
-			if n == 0 && d.peek() == '}' {
-				d.i++
-				break
-			}
+		for n, more := 0, d.open('}'); more; n++ {
 			if d.peek() != '"' {
 				return dst, d.errf("want an object key in quotes, got %s", d.snippetAt(d.i))
 			}
@@ -247,51 +171,30 @@ func (d *decoder) appendJSONAsEDN(dst []byte, depth int) ([]byte, error) {
 			}
 			dst = appendEDNName(dst, string(k))
 			dst = append(dst, ' ')
-			d.ws()
-			if d.peek() != ':' {
-				return dst, d.errf("want ':' after an object key, got %s", d.snippetAt(d.i))
+			if err := d.expect(':', "after an object key"); err != nil {
+				return dst, err
 			}
-			d.i++
-			d.ws()
 			if dst, err = d.appendJSONAsEDN(dst, depth+1); err != nil {
 				return dst, err
 			}
-			d.ws()
-			c := d.peek()
-			d.i++
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				d.i--
-				return dst, d.errf("want ',' or '}' in an object, got %s", d.snippetAt(d.i))
+			if more, err = d.next('}', "in an object"); err != nil {
+				return dst, err
 			}
 		}
 		return append(dst, '}'), nil
 	case c == '[':
 		d.i++
 		dst = append(dst, '[')
-		for n := 0; ; n++ {
-			d.ws()
-			if n == 0 && d.peek() == ']' {
-				d.i++
-				break
-			}
+		for n, more := 0, d.open(']'); more; n++ {
 			if n > 0 {
 				dst = append(dst, ' ')
 			}
+			var err error
 			if dst, err = d.appendJSONAsEDN(dst, depth+1); err != nil {
 				return dst, err
 			}
-			d.ws()
-			c := d.peek()
-			d.i++
-			if c == ']' {
-				break
-			}
-			if c != ',' {
-				d.i--
-				return dst, d.errf("want ',' or ']' in a list, got %s", d.snippetAt(d.i))
+			if more, err = d.next(']', "in a list"); err != nil {
+				return dst, err
 			}
 		}
 		return append(dst, ']'), nil

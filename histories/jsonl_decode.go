@@ -34,14 +34,12 @@ type decoder struct {
 	b []byte // the line being parsed
 	i int    // the scanner's position in b
 
-	intern   map[string]string
-	mopSlab  []Mop
-	recSlab  []Record
-	mopChunk int // the next slab's size
-	recChunk int
-	mopTmp   []Mop
-	recTmp   []Record
-	scratch  []byte // unescaped string bytes
+	intern  map[string]string
+	mops    slab[Mop]
+	recs    slab[Record]
+	mopTmp  []Mop
+	recTmp  []Record
+	scratch []byte // unescaped string bytes
 
 	noColumns bool // leave columns out of errors (the text is not the user's)
 }
@@ -83,97 +81,81 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 		valueDone            bool  // Mops parsed in the first pass
 		mopErr               error // why the first pass failed, if it did
 	)
-	d.ws()
-	if d.peek() == '}' {
-		d.i++
-	} else {
-		for {
-			d.ws()
-			if d.peek() != '"' {
-				return d.errf("want a field name in quotes, got %s", d.snippetAt(d.i))
-			}
-			key, err := d.str()
-			if err != nil {
-				return err
-			}
-			bit := 0
-			switch string(key) {
-			case "index":
-				bit = seenIndex
-			case "time":
-				bit = seenTime
-			case "process":
-				bit = seenProcess
-			case "type":
-				bit = seenType
-			case "f":
-				bit = seenF
-			case "value":
-				bit = seenValue
-			case "node":
-				bit = seenNode
-			case "error":
-				bit = seenError
-			}
-			if bit != 0 && seen&uint(bit) != 0 {
-				return fmt.Errorf("field %q appears twice", string(key))
-			}
-			seen |= uint(bit)
-			d.ws()
-			if d.peek() != ':' {
-				return d.errf("want ':' after field name, got %s", d.snippetAt(d.i))
-			}
-			d.i++
-			d.ws()
-			switch bit {
-			case seenIndex:
-				op.Index, err = d.integer("index")
-			case seenTime:
-				op.Time, err = d.integer("time")
-			case seenProcess:
-				op.Process, err = d.integer("process")
-			case seenType:
-				err = d.opType(op)
-			case seenF:
-				err = d.opF(op)
-			case seenValue:
-				valueStart = d.i
-				if d.peek() == '[' {
-					var mops []Mop
-					mops, mopErr = d.mopList()
-					if mopErr == nil {
-						op.Value.Mops, valueDone = mops, true
-					} else {
-						d.i = valueStart
-						err = d.skipValue(0)
-					}
+	for more := d.open('}'); more; {
+		if d.peek() != '"' {
+			return d.errf("want a field name in quotes, got %s", d.snippetAt(d.i))
+		}
+		key, err := d.str()
+		if err != nil {
+			return err
+		}
+		bit := 0
+		switch string(key) {
+		case "index":
+			bit = seenIndex
+		case "time":
+			bit = seenTime
+		case "process":
+			bit = seenProcess
+		case "type":
+			bit = seenType
+		case "f":
+			bit = seenF
+		case "value":
+			bit = seenValue
+		case "node":
+			bit = seenNode
+		case "error":
+			bit = seenError
+		}
+		if bit != 0 && seen&uint(bit) != 0 {
+			return fmt.Errorf("field %q appears twice", string(key))
+		}
+		seen |= uint(bit)
+		if err := d.expect(':', "after field name"); err != nil {
+			return err
+		}
+		switch bit {
+		case seenIndex:
+			op.Index, err = d.integer("index")
+		case seenTime:
+			op.Time, err = d.integer("time")
+		case seenProcess:
+			op.Process, err = d.integer("process")
+		case seenType:
+			err = d.opType(op)
+		case seenF:
+			err = d.opF(op)
+		case seenValue:
+			valueStart = d.i
+			if d.peek() == '[' {
+				var mops []Mop
+				mops, mopErr = d.mopList()
+				if mopErr == nil {
+					op.Value.Mops, valueDone = mops, true
 				} else {
+					d.i = valueStart
 					err = d.skipValue(0)
 				}
-				valueEnd = d.i
-			case seenNode:
-				op.Node, err = d.optString("node")
-			case seenError:
-				op.Error, err = d.optString("error")
-			default:
-				err = d.skipValue(0) // unknown fields are allowed and ignored
+			} else {
+				err = d.skipValue(0)
 			}
-			if err != nil {
-				if bit == 0 {
-					return err
-				}
-				return fmt.Errorf("field %q: %w", fieldNames[bitIndex(bit)], err)
+			valueEnd = d.i
+		case seenNode:
+			op.Node, err = d.optString("node")
+		case seenError:
+			op.Error, err = d.optString("error")
+		default:
+			err = d.skipValue(0) // unknown fields are allowed and ignored
+		}
+		if err != nil {
+			if bit == 0 {
+				return err
 			}
-			d.ws()
-			c := d.peek()
-			d.i++
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				d.i--
-				return d.errf("want ',' or '}' after a field, got %s", d.snippetAt(d.i))
-			}
+			return fmt.Errorf("field %q: %w", fieldNames[bitIndex(bit)], err)
+		}
+		if more, err = d.next('}', "after a field"); err != nil {
+			return err
 		}
 	}
 	d.ws()
@@ -283,27 +265,17 @@ func (d *decoder) keyList(span []byte) ([]string, bool) {
 	defer func() { d.b, d.i = saveB, saveI }()
 	d.b, d.i = span, 1
 	keys := []string{}
-	d.ws()
-	if d.peek() == ']' {
-		return keys, true
-	}
-	for {
-		d.ws()
+	for more := d.open(']'); more; {
 		k, err := d.key()
 		if err != nil {
-			return nil, false
+			return nil, false // not keys: the caller keeps the value as Raw
 		}
 		keys = append(keys, k)
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			return keys, true
-		default:
+		if more, err = d.next(']', "in a list"); err != nil {
 			return nil, false
 		}
 	}
+	return keys, true
 }
 
 // key parses a key: a string, or an integer taken verbatim as its decimal
@@ -384,32 +356,22 @@ func (d *decoder) optString(field string) (string, error) {
 func (d *decoder) mopList() ([]Mop, error) {
 	d.i++ // '['
 	d.mopTmp = d.mopTmp[:0]
-	d.ws()
-	if d.peek() == ']' {
-		d.i++
-		return []Mop{}, nil
-	}
-	for n := 0; ; n++ {
-		d.ws()
+	for more := d.open(']'); more; {
 		m, err := d.mop()
 		if err != nil {
-			return nil, fmt.Errorf("micro-op %d: %w", n, err)
+			return nil, fmt.Errorf("micro-op %d: %w", len(d.mopTmp), err)
 		}
 		d.mopTmp = append(d.mopTmp, m)
-		d.ws()
-		c := d.peek()
-		d.i++
-		if c == ']' {
-			break
-		}
-		if c != ',' {
-			d.i--
-			return nil, d.errf("want ',' or ']' after a micro-op, got %s", d.snippetAt(d.i))
+		if more, err = d.next(']', "after a micro-op"); err != nil {
+			return nil, err
 		}
 	}
-	mops := d.allocMops(len(d.mopTmp))
-	copy(mops, d.mopTmp)
-	return mops, nil
+	if len(d.mopTmp) == 0 {
+		// Not a slab copy, which may be nil: [] must stay an empty,
+		// non-nil list, which encodes as [] and not as null.
+		return []Mop{}, nil
+	}
+	return d.mops.copyOf(d.mopTmp, slabMops), nil
 }
 
 func (d *decoder) mop() (Mop, error) {
@@ -429,13 +391,13 @@ func (d *decoder) mop() (Mop, error) {
 	switch string(f) {
 	case "send":
 		m.F = MopSend
-		if err := d.comma("the send's key"); err != nil {
+		if err := d.expect(',', "before the send's key"); err != nil {
 			return m, err
 		}
 		if m.Key, err = d.key(); err != nil {
 			return m, fmt.Errorf("send key: %w", err)
 		}
-		if err := d.comma("the send's value"); err != nil {
+		if err := d.expect(',', "before the send's value"); err != nil {
 			return m, err
 		}
 		if d.peek() == '[' {
@@ -451,17 +413,15 @@ func (d *decoder) mop() (Mop, error) {
 					return m, fmt.Errorf("send offset: want null or a non-negative integer, got %d", m.Offset)
 				}
 			}
-			if err := d.comma("the send's value"); err != nil {
+			if err := d.expect(',', "before the send's value"); err != nil {
 				return m, err
 			}
 			if m.Value, err = d.integer("value"); err != nil {
 				return m, fmt.Errorf("send value: %w", err)
 			}
-			d.ws()
-			if d.peek() != ']' {
-				return m, d.errf("want ']' after [offset, value], got %s", d.snippetAt(d.i))
+			if err := d.expect(']', "after [offset, value]"); err != nil {
+				return m, err
 			}
-			d.i++
 		} else {
 			m.Offset = OffsetPending
 			if m.Value, err = d.integer("value"); err != nil {
@@ -474,7 +434,7 @@ func (d *decoder) mop() (Mop, error) {
 		if d.peek() == ']' {
 			break
 		}
-		if err := d.comma("the poll's result"); err != nil {
+		if err := d.expect(',', "before the poll's result"); err != nil {
 			return m, err
 		}
 		if m.Polls, err = d.pollMap(); err != nil {
@@ -483,23 +443,10 @@ func (d *decoder) mop() (Mop, error) {
 	default:
 		return m, fmt.Errorf("want \"send\" or \"poll\" first, got %q", f)
 	}
-	d.ws()
-	if d.peek() != ']' {
-		return m, d.errf("want ']' at the end of the micro-op, got %s", d.snippetAt(d.i))
+	if err := d.expect(']', "at the end of the micro-op"); err != nil {
+		return m, err
 	}
-	d.i++
 	return m, nil
-}
-
-// comma consumes a ',' (and the whitespace around it) before what.
-func (d *decoder) comma(what string) error {
-	d.ws()
-	if d.peek() != ',' {
-		return d.errf("want ',' before %s, got %s", what, d.snippetAt(d.i))
-	}
-	d.i++
-	d.ws()
-	return nil
 }
 
 // pollMap parses a poll's result: {"key": [[offset, value], ...], ...}.
@@ -509,13 +456,7 @@ func (d *decoder) pollMap() (map[string][]Record, error) {
 	}
 	d.i++
 	polls := make(map[string][]Record, 1)
-	d.ws()
-	if d.peek() == '}' {
-		d.i++
-		return polls, nil
-	}
-	for {
-		d.ws()
+	for more := d.open('}'); more; {
 		if d.peek() != '"' {
 			return nil, d.errf("want a key in quotes, got %s", d.snippetAt(d.i))
 		}
@@ -527,28 +468,19 @@ func (d *decoder) pollMap() (map[string][]Record, error) {
 		if _, dup := polls[k]; dup {
 			return nil, fmt.Errorf("poll result has key %q twice", k)
 		}
-		d.ws()
-		if d.peek() != ':' {
-			return nil, d.errf("want ':' after a key, got %s", d.snippetAt(d.i))
+		if err := d.expect(':', "after a key"); err != nil {
+			return nil, err
 		}
-		d.i++
-		d.ws()
 		recs, err := d.records()
 		if err != nil {
 			return nil, fmt.Errorf("poll of key %q: %w", k, err)
 		}
 		polls[k] = recs
-		d.ws()
-		c := d.peek()
-		d.i++
-		if c == '}' {
-			return polls, nil
-		}
-		if c != ',' {
-			d.i--
-			return nil, d.errf("want ',' or '}' in the poll's result, got %s", d.snippetAt(d.i))
+		if more, err = d.next('}', "in the poll's result"); err != nil {
+			return nil, err
 		}
 	}
+	return polls, nil
 }
 
 // records parses [[offset, value], ...].
@@ -558,13 +490,7 @@ func (d *decoder) records() ([]Record, error) {
 	}
 	d.i++
 	d.recTmp = d.recTmp[:0]
-	d.ws()
-	if d.peek() == ']' {
-		d.i++
-		return nil, nil
-	}
-	for {
-		d.ws()
+	for more := d.open(']'); more; {
 		if d.peek() != '[' {
 			return nil, d.errf("want [offset, value], got %s", d.snippetAt(d.i))
 		}
@@ -578,57 +504,49 @@ func (d *decoder) records() ([]Record, error) {
 		if r.Offset < 0 {
 			return nil, fmt.Errorf("record %d: offset %d is negative", len(d.recTmp), r.Offset)
 		}
-		if err := d.comma("the record's value"); err != nil {
+		if err := d.expect(',', "before the record's value"); err != nil {
 			return nil, err
 		}
 		if r.Value, err = d.integer("value"); err != nil {
 			return nil, fmt.Errorf("record %d value: %w", len(d.recTmp), err)
 		}
-		d.ws()
-		if d.peek() != ']' {
-			return nil, d.errf("want ']' after [offset, value], got %s", d.snippetAt(d.i))
+		if err := d.expect(']', "after [offset, value]"); err != nil {
+			return nil, err
 		}
-		d.i++
 		d.recTmp = append(d.recTmp, r)
-		d.ws()
-		c := d.peek()
-		d.i++
-		if c == ']' {
-			break
-		}
-		if c != ',' {
-			d.i--
-			return nil, d.errf("want ',' or ']' between records, got %s", d.snippetAt(d.i))
+		if more, err = d.next(']', "between records"); err != nil {
+			return nil, err
 		}
 	}
-	recs := d.allocRecords(len(d.recTmp))
-	copy(recs, d.recTmp)
-	return recs, nil
+	if len(d.recTmp) == 0 {
+		return nil, nil // an empty list is no records: nil
+	}
+	return d.recs.copyOf(d.recTmp, slabRecords), nil
 }
 
-// allocMops returns a slice of n Mops carved from a shared slab, so that a
-// million one-mop ops cost a few hundred allocations rather than a million.
-// The slice's capacity is n: appending to it never scribbles on a neighbour.
-func (d *decoder) allocMops(n int) []Mop {
-	if n > len(d.mopSlab) {
-		// Slabs start small and double, so that decoding one op (as
+// slab hands out copies of short slices carved from shared chunks, so that
+// a million one-mop ops cost a few hundred allocations rather than a
+// million.
+type slab[T any] struct {
+	free  []T // what is left of the current chunk
+	chunk int // the next chunk's size
+}
+
+// copyOf returns a copy of s from the slab; chunks grow to at most
+// maxChunk elements. The copy's capacity is len(s): appending to it never
+// scribbles on a neighbour.
+func (sl *slab[T]) copyOf(s []T, maxChunk int) []T {
+	n := len(s)
+	if n > len(sl.free) {
+		// Chunks start small and double, so that decoding one op (as
 		// Op.UnmarshalJSON does) costs little.
-		d.mopChunk = min(max(2*d.mopChunk, 8), slabMops)
-		d.mopSlab = make([]Mop, max(d.mopChunk, n))
+		sl.chunk = min(max(2*sl.chunk, 8), maxChunk)
+		sl.free = make([]T, max(sl.chunk, n))
 	}
-	s := d.mopSlab[:n:n]
-	d.mopSlab = d.mopSlab[n:]
-	return s
-}
-
-func (d *decoder) allocRecords(n int) []Record {
-	if n > len(d.recSlab) {
-		d.recChunk = min(max(2*d.recChunk, 8), slabRecords)
-		d.recSlab = make([]Record, max(d.recChunk, n))
-	}
-	s := d.recSlab[:n:n]
-	d.recSlab = d.recSlab[n:]
-	return s
+	c := sl.free[:n:n]
+	sl.free = sl.free[n:]
+	copy(c, s)
+	return c
 }
 
 // internBytes returns b as a string, sharing one copy of short strings that
@@ -648,6 +566,60 @@ func (d *decoder) internBytes(b []byte) string {
 }
 
 // --- scanner primitives ---
+
+// open and next are the one loop over the elements of every list and
+// object of the schema, so that all take whitespace alike and report a
+// missing separator alike:
+//
+//	for more := d.open(']'); more; {
+//		// parse an element, which starts at d.i
+//		if more, err = d.next(']', "in a list"); err != nil {
+//			return err
+//		}
+//	}
+//
+// (A helper taking the element as a func would read better, but costs the
+// decoder's hot loops a closure call per field and per micro-op.)
+
+// open starts a list or object whose opening bracket has been consumed: it
+// reports whether an element follows, and consumes closer if none does.
+func (d *decoder) open(closer byte) bool {
+	d.ws()
+	if d.peek() == closer {
+		d.i++
+		return false
+	}
+	return true
+}
+
+// next consumes what follows an element: ',' before another (true) or
+// closer at the end (false). where says, in the error for anything else,
+// where that was ("in a list").
+func (d *decoder) next(closer byte, where string) (bool, error) {
+	d.ws()
+	switch d.peek() {
+	case ',':
+		d.i++
+		d.ws()
+		return true, nil
+	case closer:
+		d.i++
+		return false, nil
+	}
+	return false, d.errf("want ',' or '%c' %s, got %s", closer, where, d.snippetAt(d.i))
+}
+
+// expect consumes c and the whitespace around it, or fails saying where c
+// should have been ("before the send's value").
+func (d *decoder) expect(c byte, where string) error {
+	d.ws()
+	if d.peek() != c {
+		return d.errf("want '%c' %s, got %s", c, where, d.snippetAt(d.i))
+	}
+	d.i++
+	d.ws()
+	return nil
+}
 
 func (d *decoder) peek() byte {
 	if d.i < len(d.b) {
@@ -841,62 +813,37 @@ func (d *decoder) skipValue(depth int) error {
 		return err
 	case c == '{':
 		d.i++
-		d.ws()
-		if d.peek() == '}' {
-			d.i++
-			return nil
-		}
-		for {
-			d.ws()
+		for more := d.open('}'); more; {
 			if d.peek() != '"' {
 				return d.errf("want an object key in quotes, got %s", d.snippetAt(d.i))
 			}
 			if _, err := d.str(); err != nil {
 				return err
 			}
-			d.ws()
-			if d.peek() != ':' {
-				return d.errf("want ':' after an object key, got %s", d.snippetAt(d.i))
+			if err := d.expect(':', "after an object key"); err != nil {
+				return err
 			}
-			d.i++
-			d.ws()
 			if err := d.skipValue(depth + 1); err != nil {
 				return err
 			}
-			d.ws()
-			c := d.peek()
-			d.i++
-			if c == '}' {
-				return nil
-			}
-			if c != ',' {
-				d.i--
-				return d.errf("want ',' or '}' in an object, got %s", d.snippetAt(d.i))
+			var err error
+			if more, err = d.next('}', "in an object"); err != nil {
+				return err
 			}
 		}
+		return nil
 	case c == '[':
 		d.i++
-		d.ws()
-		if d.peek() == ']' {
-			d.i++
-			return nil
-		}
-		for {
-			d.ws()
+		for more := d.open(']'); more; {
 			if err := d.skipValue(depth + 1); err != nil {
 				return err
 			}
-			d.ws()
-			c := d.peek()
-			d.i++
-			if c == ']' {
-				return nil
-			}
-			if c != ',' {
-				d.i--
-				return d.errf("want ',' or ']' in a list, got %s", d.snippetAt(d.i))
+			var err error
+			if more, err = d.next(']', "in a list"); err != nil {
+				return err
 			}
 		}
+		return nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return d.number()
 	case d.lit("true"), d.lit("false"), d.lit("null"):
@@ -970,25 +917,15 @@ func (d *decoder) strSlow() ([]byte, error) {
 			case 't':
 				out = append(out, '\t')
 			case 'u':
-				r, ok := d.hex4()
+				r, ok := hex4(d.b[d.i:])
 				if !ok {
 					return nil, d.errf("invalid \\u escape in a string")
 				}
+				d.i += 4
 				if utf16.IsSurrogate(r) {
-					r2 := utf8.RuneError
-					save := d.i
-					if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
-						d.i += 2
-						if lo, ok := d.hex4(); ok {
-							r2 = utf16.DecodeRune(r, lo)
-						}
-					}
-					if r2 == utf8.RuneError {
-						d.i = save // an unpaired surrogate; the next escape stands alone
-						r = utf8.RuneError
-					} else {
-						r = r2
-					}
+					var n int
+					r, n = pairSurrogate(r, d.b[d.i:])
+					d.i += n
 				}
 				out = utf8.AppendRune(out, r)
 			default:
@@ -1011,12 +948,14 @@ func (d *decoder) strSlow() ([]byte, error) {
 	return nil, d.errf("string is not terminated before the end of the line")
 }
 
-func (d *decoder) hex4() (rune, bool) {
-	if len(d.b)-d.i < 4 {
+// hex4 decodes the four hex digits that start b, as in a \u escape (of
+// JSON or EDN).
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, c := range d.b[d.i : d.i+4] {
+	for _, c := range b[:4] {
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'
@@ -1029,6 +968,21 @@ func (d *decoder) hex4() (rune, bool) {
 		}
 		r = r<<4 | rune(c)
 	}
-	d.i += 4
 	return r, true
+}
+
+// pairSurrogate completes the UTF-16 surrogate r, just read from a \u
+// escape, with the \u escape that starts rest, if that escape is its other
+// half. It returns the rune and the bytes of rest it used. An unpaired
+// surrogate is U+FFFD and uses nothing: the next escape stands alone. JSON
+// and EDN strings both take surrogates this way.
+func pairSurrogate(r rune, rest []byte) (rune, int) {
+	if len(rest) >= 2 && rest[0] == '\\' && rest[1] == 'u' {
+		if lo, ok := hex4(rest[2:]); ok {
+			if r2 := utf16.DecodeRune(r, lo); r2 != utf8.RuneError {
+				return r2, 6
+			}
+		}
+	}
+	return utf8.RuneError, 0
 }

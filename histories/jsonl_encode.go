@@ -26,11 +26,8 @@ import (
 // AppendOp uses no reflection: a harness records every operation through it.
 func AppendOp(dst []byte, op *Op) ([]byte, error) {
 	mark := len(dst)
-	if !op.Type.Valid() {
-		return dst, fmt.Errorf("histories: op index %d: type %q is not invoke, ok, fail or info", op.Index, op.Type)
-	}
-	if op.F == "" {
-		return dst, fmt.Errorf("histories: op index %d: f is empty", op.Index)
+	if err := checkOp(op); err != nil {
+		return dst, err
 	}
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, op.Index, 10)
@@ -44,7 +41,7 @@ func AppendOp(dst []byte, op *Op) ([]byte, error) {
 	dst = appendJSONString(dst, op.F)
 	dst = append(dst, `,"value":`...)
 	var err error
-	dst, err = appendValue(dst, &op.Value)
+	dst, err = appendValue(dst, &op.Value, &jsonNotation)
 	if err != nil {
 		return dst[:mark], fmt.Errorf("histories: op index %d: value: %w", op.Index, err)
 	}
@@ -60,12 +57,55 @@ func AppendOp(dst []byte, op *Op) ([]byte, error) {
 	return dst, nil
 }
 
+// checkOp refuses an op that no reader, of JSONL or of EDN, would take
+// back: one of unknown type or with an empty f. The value is checked as it
+// is written.
+func checkOp(op *Op) error {
+	if !op.Type.Valid() {
+		return fmt.Errorf("histories: op index %d: type %q is not invoke, ok, fail or info", op.Index, op.Type)
+	}
+	if op.F == "" {
+		return fmt.Errorf("histories: op index %d: f is empty", op.Index)
+	}
+	return nil
+}
+
 // errValueAmbiguous says a Value had more than one of its fields set.
 var errValueAmbiguous = errors.New("more than one of Mops, Keys and Raw is set")
 
-// appendValue appends v's JSON form: Mops, Keys or Raw, or null when all are
-// empty.
-func appendValue(dst []byte, v *Value) ([]byte, error) {
+// notation is what differs between a value written in history.jsonl and
+// one written in Jepsen's history.edn: the words and punctuation. The
+// structure, the order (poll keys sorted) and the checks are the same, so
+// one walk, appendValue, writes both, and the two formats can never come to
+// refuse different values.
+type notation struct {
+	null      string                                // the empty value, and a send's unknown offset
+	sep       byte                                  // between the items of a list
+	entrySep  string                                // between the entries of a poll's map
+	keySep    byte                                  // between a poll's key and its records
+	send      string                                // a send micro-op up to its key
+	poll      string                                // a poll micro-op up to its first key
+	pollEmpty string                                // a whole poll micro-op without a result
+	key       func(dst []byte, k string) []byte     // a key, in Keys, a send or a poll
+	raw       func(dst, raw []byte) ([]byte, error) // a Raw value, which is JSON
+}
+
+// jsonNotation writes history.jsonl. Keys are always strings.
+var jsonNotation = notation{
+	null:      "null",
+	sep:       ',',
+	entrySep:  ",",
+	keySep:    ':',
+	send:      `["send",`,
+	poll:      `["poll",{`,
+	pollEmpty: `["poll"]`,
+	key:       appendJSONString,
+	raw:       appendRaw,
+}
+
+// appendValue appends v in notation n: Mops, Keys or Raw, or null when all
+// are empty.
+func appendValue(dst []byte, v *Value, n *notation) ([]byte, error) {
 	set := 0
 	if v.Mops != nil {
 		set++
@@ -81,20 +121,20 @@ func appendValue(dst []byte, v *Value) ([]byte, error) {
 	}
 	switch {
 	case v.Mops != nil:
-		return appendMops(dst, v.Mops)
+		return appendMops(dst, v.Mops, n)
 	case v.Keys != nil:
 		dst = append(dst, '[')
 		for i, k := range v.Keys {
 			if i > 0 {
-				dst = append(dst, ',')
+				dst = append(dst, n.sep)
 			}
-			dst = appendJSONString(dst, k)
+			dst = n.key(dst, k)
 		}
 		return append(dst, ']'), nil
 	case v.Raw != nil:
-		return appendRaw(dst, v.Raw)
+		return n.raw(dst, v.Raw)
 	}
-	return append(dst, "null"...), nil
+	return append(dst, n.null...), nil
 }
 
 // appendRaw appends raw JSON compacted onto one line, after checking that it
@@ -117,14 +157,14 @@ func appendRaw(dst []byte, raw []byte) ([]byte, error) {
 	return dst, nil
 }
 
-func appendMops(dst []byte, mops []Mop) ([]byte, error) {
+func appendMops(dst []byte, mops []Mop, n *notation) ([]byte, error) {
 	dst = append(dst, '[')
 	for i := range mops {
 		if i > 0 {
-			dst = append(dst, ',')
+			dst = append(dst, n.sep)
 		}
 		var err error
-		dst, err = appendMop(dst, &mops[i])
+		dst, err = appendMop(dst, &mops[i], n)
 		if err != nil {
 			return dst, fmt.Errorf("micro-op %d: %w", i, err)
 		}
@@ -132,59 +172,62 @@ func appendMops(dst []byte, mops []Mop) ([]byte, error) {
 	return append(dst, ']'), nil
 }
 
-func appendMop(dst []byte, m *Mop) ([]byte, error) {
+func appendMop(dst []byte, m *Mop, n *notation) ([]byte, error) {
 	switch m.F {
 	case MopSend:
-		dst = append(dst, `["send",`...)
-		dst = appendJSONString(dst, m.Key)
-		dst = append(dst, ',')
+		dst = append(dst, n.send...)
+		dst = n.key(dst, m.Key)
+		dst = append(dst, n.sep)
 		switch {
 		case m.Offset == OffsetPending:
 			dst = strconv.AppendInt(dst, m.Value, 10)
 		case m.Offset == OffsetUnknown:
-			dst = append(dst, "[null,"...)
+			dst = append(dst, '[')
+			dst = append(dst, n.null...)
+			dst = append(dst, n.sep)
 			dst = strconv.AppendInt(dst, m.Value, 10)
 			dst = append(dst, ']')
 		case m.Offset >= 0:
-			dst = append(dst, '[')
-			dst = strconv.AppendInt(dst, m.Offset, 10)
-			dst = append(dst, ',')
-			dst = strconv.AppendInt(dst, m.Value, 10)
-			dst = append(dst, ']')
+			dst = appendPair(dst, m.Offset, m.Value, n)
 		default:
 			return dst, fmt.Errorf("send offset %d is negative and neither OffsetPending nor OffsetUnknown", m.Offset)
 		}
 		return append(dst, ']'), nil
 	case MopPoll:
 		if m.Polls == nil {
-			return append(dst, `["poll"]`...), nil
+			return append(dst, n.pollEmpty...), nil
 		}
-		dst = append(dst, `["poll",{`...)
+		dst = append(dst, n.poll...)
 		// Sorted so that the same poll always encodes to the same bytes.
 		for i, k := range sortedPollKeys(m.Polls) {
 			if i > 0 {
-				dst = append(dst, ',')
+				dst = append(dst, n.entrySep...)
 			}
-			dst = appendJSONString(dst, k)
-			dst = append(dst, ":["...)
+			dst = n.key(dst, k)
+			dst = append(dst, n.keySep, '[')
 			for j, r := range m.Polls[k] {
 				if r.Offset < 0 {
 					return dst, fmt.Errorf("poll of key %q: record %d has negative offset %d", k, j, r.Offset)
 				}
 				if j > 0 {
-					dst = append(dst, ',')
+					dst = append(dst, n.sep)
 				}
-				dst = append(dst, '[')
-				dst = strconv.AppendInt(dst, r.Offset, 10)
-				dst = append(dst, ',')
-				dst = strconv.AppendInt(dst, r.Value, 10)
-				dst = append(dst, ']')
+				dst = appendPair(dst, r.Offset, r.Value, n)
 			}
 			dst = append(dst, ']')
 		}
 		return append(dst, "}]"...), nil
 	}
 	return dst, fmt.Errorf("f %q is neither send nor poll", m.F)
+}
+
+// appendPair appends [offset value], a send's result or a polled record.
+func appendPair(dst []byte, offset, value int64, n *notation) []byte {
+	dst = append(dst, '[')
+	dst = strconv.AppendInt(dst, offset, 10)
+	dst = append(dst, n.sep)
+	dst = strconv.AppendInt(dst, value, 10)
+	return append(dst, ']')
 }
 
 // CompareKeys orders keys the way people expect partitions to be ordered:

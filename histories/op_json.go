@@ -27,5 +27,5 @@ func (o Op) String() string {
 // MarshalJSON encodes v as it appears in a history line. (Decoding a value
 // needs its op's f, so there is no UnmarshalJSON: decode the whole [Op].)
 func (v Value) MarshalJSON() ([]byte, error) {
-	return appendValue(nil, &v)
+	return appendValue(nil, &v, &jsonNotation)
 }
