@@ -2,8 +2,11 @@ package storage
 
 import "sort"
 
-// DefaultTailCacheBytes is Options.TailCacheBytes' default.
-const DefaultTailCacheBytes = 512 << 10
+// DefaultTailCacheBytes is Options.TailCacheBytes' default: some 1,700
+// single-record batches, far more than a follower or a caught-up consumer
+// lags by, yet small enough that a broker holding a thousand partition
+// replicas spends at most 128 MiB on it.
+const DefaultTailCacheBytes = 128 << 10
 
 // tailCache holds copies of the newest batches of a log, up to a byte
 // budget, so that the reads a running cluster makes all the time (a
