@@ -372,11 +372,6 @@ func (d *DB) args(n *node) []string {
 	return a
 }
 
-// startNode runs n's process and waits until it answers. The caller has
-// set n.Addr. With strict (Setup) the node must answer within the ready
-// timeout; without (Start) it gets the start wait, and a node still
-// running but not answering by then is left running (see db.DB.Start).
-// On failure the process is killed.
 // nodeEnv is a broker process's environment: the harness's, with
 // GOMAXPROCS set to this machine's share per node unless the user set it.
 // The nodes and the harness share the machine's cores; a Go runtime per
@@ -395,6 +390,11 @@ func (d *DB) nodeEnv() []string {
 	return append(env, "GOMAXPROCS="+strconv.Itoa(procs))
 }
 
+// startNode runs n's process and waits until it answers. The caller has
+// set n.Addr. With strict (Setup) the node must answer within the ready
+// timeout; without (Start) it gets the start wait, and a node still
+// running but not answering by then is left running (see db.DB.Start).
+// On failure the process is killed.
 func (d *DB) startNode(ctx context.Context, n *node, strict bool) error {
 	d.mu.Lock()
 	if d.tornDown {

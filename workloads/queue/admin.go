@@ -148,7 +148,7 @@ func (w *Workload) topicReady(ctx context.Context, cl *kgo.Client) error {
 		// before the leader itself did, which would turn the first sends
 		// away with NOT_LEADER: wait until every leader serves its
 		// partitions.
-		if offs, errs := w.listOffsets(ctx, cl, -2); len(offs) < w.cfg.Partitions {
+		if offs, errs := w.listOffsets(ctx, cl, offsetEarliest); len(offs) < w.cfg.Partitions {
 			return fmt.Errorf("not every partition leader serves its partition yet: %w", errors.Join(errs...))
 		}
 		return nil
@@ -169,15 +169,21 @@ func (w *Workload) EndOffsets(ctx context.Context) (map[int32]int64, error) {
 }
 
 func (w *Workload) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
-	out, errs := w.listOffsets(ctx, cl, -1) // latest
+	out, errs := w.listOffsets(ctx, cl, offsetLatest)
 	if len(out) == 0 {
 		return out, fmt.Errorf("queue: list offsets of %s: no partition answered: %w", w.cfg.Topic, errors.Join(errs...))
 	}
 	return out, nil
 }
 
+// The special timestamps of a ListOffsets request.
+const (
+	offsetLatest   = -1 // the high watermark: the end of what consumers may read
+	offsetEarliest = -2 // the log's start
+)
+
 // listOffsets asks each partition's leader for the offset at timestamp
-// (-1 latest, -2 earliest). Partitions that did not answer are missing
+// (offsetLatest, offsetEarliest or a time). Partitions that did not answer are missing
 // from the map, and errs says why.
 func (w *Workload) listOffsets(ctx context.Context, cl *kgo.Client, timestamp int64) (out map[int32]int64, errs []error) {
 	req := kmsg.NewPtrListOffsetsRequest()
