@@ -135,10 +135,10 @@ func appendRawEDN(dst, raw []byte) ([]byte, error) {
 	d.ws()
 	var err error
 	if dst, err = d.appendJSONAsEDN(dst, 0); err != nil {
-		return dst, fmt.Errorf("Raw: %w", err)
+		return dst, fmt.Errorf("raw value: %w", err)
 	}
 	if d.ws(); d.i != len(d.b) {
-		return dst, fmt.Errorf("Raw: unexpected data after the value: %s", d.snippetAt(d.i))
+		return dst, fmt.Errorf("raw value: unexpected data after the value: %s", d.snippetAt(d.i))
 	}
 	return dst, nil
 }

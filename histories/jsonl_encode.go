@@ -142,12 +142,12 @@ func appendValue(dst []byte, v *Value, n *notation) ([]byte, error) {
 // somebody built by hand (say with json.MarshalIndent).
 func appendRaw(dst []byte, raw []byte) ([]byte, error) {
 	if len(raw) == 0 {
-		return dst, errors.New("Raw is empty: use a nil Value for null")
+		return dst, errors.New("raw value is empty: use a nil Value for null")
 	}
 	mark := len(dst)
 	buf := bytes.NewBuffer(dst)
 	if err := json.Compact(buf, raw); err != nil {
-		return dst, fmt.Errorf("Raw is not valid JSON: %w", err)
+		return dst, fmt.Errorf("raw value is not valid JSON: %w", err)
 	}
 	dst = buf.Bytes()
 	if !utf8.Valid(dst[mark:]) {

@@ -238,8 +238,8 @@ func TestAppendOpRefusesWhatCannotBeRead(t *testing.T) {
 		{"bad type", func(o *Op) { o.Type = "okk" }, `type "okk" is not invoke, ok, fail or info`},
 		{"empty f", func(o *Op) { o.F = "" }, `f is empty`},
 		{"two value forms", func(o *Op) { o.Value = Value{Keys: []string{}, Raw: []byte(`1`)} }, `more than one of Mops, Keys and Raw`},
-		{"invalid raw", func(o *Op) { o.Value.Raw = []byte(`{bad`) }, `Raw is not valid JSON`},
-		{"empty raw", func(o *Op) { o.Value.Raw = []byte{} }, `Raw is empty`},
+		{"invalid raw", func(o *Op) { o.Value.Raw = []byte(`{bad`) }, `raw value is not valid JSON`},
+		{"empty raw", func(o *Op) { o.Value.Raw = []byte{} }, `raw value is empty`},
 		{"bad mop f", func(o *Op) { o.Value.Mops = []Mop{{F: "append"}} }, `micro-op 0: f "append" is neither send nor poll`},
 		{"bad offset", func(o *Op) { o.Value.Mops = []Mop{{F: MopSend, Offset: -7}} }, `send offset -7 is negative`},
 		{"bad record", func(o *Op) {

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/garantia/garantia/internal/atomicfile"
 )
 
 // The files of a run folder.
@@ -106,16 +107,10 @@ func checkTestName(name string) error {
 	return nil
 }
 
-// replaceSymlink points link at target, atomically: it makes a new link
-// beside it and renames it over the old one.
+// replaceSymlink points link at target, atomically.
 func replaceSymlink(target, link string) error {
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", link, os.Getpid(), rand.Uint64())
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("histories: linking %s to the new run: %w", link, err)
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("histories: linking %s to the new run: %w", link, err)
+	if err := atomicfile.Symlink(target, link); err != nil {
+		return fmt.Errorf("histories: %w", err)
 	}
 	return nil
 }

@@ -5,11 +5,12 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/garantia/garantia/internal/atomicfile"
 
 	"github.com/garantia/garantia/checker"
 	"github.com/garantia/garantia/checker/queue"
@@ -267,27 +268,10 @@ func statsCase(r *checker.Results, opts JUnitOptions) junitCase {
 // queue checker does not know.
 func describe(name string) string { return queue.Descriptions[name] }
 
-// writeAtomic writes b to path through a temporary file renamed into
-// place, so that a reader never sees half a file.
+// writeAtomic writes b to path so that a reader never sees half a file.
 func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("report: writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("report: writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("report: writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("report: writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("report: writing %s: %w", path, err)
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garantia/garantia/internal/atomicfile"
+
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
 	"github.com/garantia/garantia/nemesis"
@@ -173,14 +175,8 @@ func newMatrixDir(store string, now time.Time) (string, error) {
 		dir := filepath.Join(root, stamp)
 		err := os.Mkdir(dir, 0o755)
 		if err == nil {
-			link := filepath.Join(root, histories.LatestLink)
-			tmp := link + ".tmp"
-			os.Remove(tmp)
-			if err := os.Symlink(stamp, tmp); err == nil {
-				if err := os.Rename(tmp, link); err != nil {
-					os.Remove(tmp)
-				}
-			}
+			// A missing latest link is not worth failing the matrix for.
+			_ = atomicfile.Symlink(stamp, filepath.Join(root, histories.LatestLink))
 			return dir, nil
 		}
 		if !errors.Is(err, os.ErrExist) || try == 1000 {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/garantia/garantia/internal/atomicfile"
+
 	"github.com/garantia/garantia/checker"
 	"github.com/garantia/garantia/db"
 	"github.com/garantia/garantia/db/docker"
@@ -426,13 +428,8 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
 	}
 	b = append(b, '\n')
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
+		return err
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func (c Config) validate() error {
 	}
 	for id, addr := range c.PeerKafkaAddrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("Kafka address %q of peer %d: %w", addr, id, err)
+			return fmt.Errorf("peer %d: its Kafka address %q: %w", id, addr, err)
 		}
 	}
 	return nil

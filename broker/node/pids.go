@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/garantia/garantia/internal/atomicfile"
 )
 
 // producerIDsFile holds the first producer id not yet handed out, in the
@@ -68,7 +70,7 @@ func (a *fileProducerIDs) NextProducerID() (int64, error) {
 	defer a.mu.Unlock()
 	if a.path != "" && a.next >= a.limit {
 		limit := a.next + producerIDBlock
-		if err := writeFileSynced(a.path, []byte(strconv.FormatInt(limit, 10)+"\n")); err != nil {
+		if err := atomicfile.WriteFile(a.path, []byte(strconv.FormatInt(limit, 10)+"\n"), 0o644); err != nil {
 			return 0, fmt.Errorf("producer ids: reserving block up to %d: %w", limit, err)
 		}
 		a.limit = limit
@@ -107,36 +109,4 @@ func (c *clusterProducerIDs) atLeast(maxSeen int64) {
 	if maxSeen >= 0 {
 		c.local.atLeast(maxSeen/producerIDStride + 1)
 	}
-}
-
-// writeFileSynced replaces path atomically and durably: write a temporary
-// file, fsync it, rename it over path, fsync the directory.
-func writeFileSynced(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

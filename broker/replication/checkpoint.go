@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
+
+	"github.com/garantia/garantia/internal/atomicfile"
 
 	"github.com/garantia/garantia/broker/storage"
 )
@@ -78,7 +79,7 @@ func writeCheckpoint(path string, hws map[tp]int64) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s %d %d\n", k.topic, k.index, hws[k])
 	}
-	if err := storage.WriteFileAtomic(filepath.Dir(path), filepath.Base(path), b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("high watermark checkpoint: %w", err)
 	}
 	return nil

@@ -39,10 +39,6 @@ func withAutoCreate(partitions int32) nodeOpt {
 
 func withMaxFrame(n int) nodeOpt { return func(c *node.Config) { c.MaxFrameBytes = n } }
 
-func withDataDir(dir string, fsync storage.FsyncPolicy) nodeOpt {
-	return func(c *node.Config) { c.Store, c.DataDir, c.Fsync = nil, dir, fsync }
-}
-
 // startNode runs a broker node on a free loopback port over an in-memory
 // store and stops it (checking that it stopped cleanly) at cleanup.
 func startNode(t testing.TB, opts ...nodeOpt) *node.Node {

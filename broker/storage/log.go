@@ -268,7 +268,7 @@ func (l *Log) writeLocked(buf []byte, hs []batchHeader) error {
 		changed = l.epochs.assign(h.epoch, h.baseOffset) || changed
 	}
 	if changed {
-		if err := WriteFileAtomic(l.dir, epochCheckpoint, l.epochs.marshal()); err != nil {
+		if err := writeFileAtomic(l.dir, epochCheckpoint, l.epochs.marshal()); err != nil {
 			l.epochs.truncateFrom(end)
 			return fmt.Errorf("storage: log %s: recording a new leader epoch before appending at offset %d: %w", l.name, end, err)
 		}
@@ -465,7 +465,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	// Lower the recovery point first: it must never claim that bytes the
 	// truncation removes, and the appends after it write, were synced.
 	if l.rpWritten > seg.base {
-		if err := WriteFileAtomic(l.dir, recoveryPointFile, []byte(strconv.FormatInt(seg.base, 10)+"\n")); err != nil {
+		if err := writeFileAtomic(l.dir, recoveryPointFile, []byte(strconv.FormatInt(seg.base, 10)+"\n")); err != nil {
 			return l.failLocked(fmt.Errorf("lowering the recovery point to %d before truncating to %d: %w", seg.base, offset, err))
 		}
 		l.rpWritten = seg.base
@@ -504,7 +504,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	l.end.Store(newEnd)
 	l.tail.truncateFrom(newEnd)
 	if l.epochs.truncateFrom(newEnd) {
-		if err := WriteFileAtomic(l.dir, epochCheckpoint, l.epochs.marshal()); err != nil {
+		if err := writeFileAtomic(l.dir, epochCheckpoint, l.epochs.marshal()); err != nil {
 			return l.failLocked(fmt.Errorf("recording the leader epochs after truncating to offset %d: %w", newEnd, err))
 		}
 	}
@@ -583,14 +583,14 @@ func (l *Log) flushLocked(full, activeIndex bool) error {
 		if s.indexFlushed || (active && !activeIndex) {
 			continue
 		}
-		if err := WriteFileAtomic(l.dir, filepath.Base(s.indexPath()), s.marshalIndex()); err != nil {
+		if err := writeFileAtomic(l.dir, filepath.Base(s.indexPath()), s.marshalIndex()); err != nil {
 			return fmt.Errorf("storage: log %s: %w", l.name, err)
 		}
 		s.indexFlushed = !active
 	}
 	// Every segment below the active one is now synced whole.
 	if rp := segs[len(segs)-1].base; rp > l.rpWritten {
-		if err := WriteFileAtomic(l.dir, recoveryPointFile, []byte(strconv.FormatInt(rp, 10)+"\n")); err != nil {
+		if err := writeFileAtomic(l.dir, recoveryPointFile, []byte(strconv.FormatInt(rp, 10)+"\n")); err != nil {
 			return fmt.Errorf("storage: log %s: %w", l.name, err)
 		}
 		l.rpWritten = rp
@@ -650,7 +650,7 @@ func (l *Log) Close() error {
 			// Only a log whose every byte and index is synced may skip
 			// recovery next time.
 			marker := fmt.Sprintf("end_offset %d\n", l.end.Load())
-			if err := WriteFileAtomic(l.dir, cleanShutdownFile, []byte(marker)); err != nil {
+			if err := writeFileAtomic(l.dir, cleanShutdownFile, []byte(marker)); err != nil {
 				errs = append(errs, fmt.Errorf("storage: log %s: %w", l.name, err))
 			}
 		}

@@ -210,7 +210,7 @@ func (l *Log) recoverOnce(forceUnclean bool, rep *RecoveryReport) error {
 	}
 	cache.truncateFrom(end)
 	if rebuildEpochs || !cache.equal(fileCache) {
-		if err := WriteFileAtomic(l.dir, epochCheckpoint, cache.marshal()); err != nil {
+		if err := writeFileAtomic(l.dir, epochCheckpoint, cache.marshal()); err != nil {
 			return err
 		}
 	}
@@ -285,7 +285,7 @@ func (l *Log) cutTail(rep *RecoveryReport, i int, bad *badBatch, first int64, si
 	}
 	l.segs = segs[:keep]
 	if active := l.segs[keep-1].base; l.rpWritten > active {
-		if err := WriteFileAtomic(l.dir, recoveryPointFile, []byte(strconv.FormatInt(active, 10)+"\n")); err != nil {
+		if err := writeFileAtomic(l.dir, recoveryPointFile, []byte(strconv.FormatInt(active, 10)+"\n")); err != nil {
 			return err
 		}
 		l.rpWritten = active

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go/build"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/garantia/garantia/internal/atomicfile"
 )
 
 // ModulePath is the garantia module, whose cmd/garantia a static binary is
@@ -178,9 +181,12 @@ func isModuleRoot(dir string) bool {
 // without cgo into out (written atomically: a crash leaves no half file
 // that the cache would trust).
 func goBuildStatic(ctx context.Context, src, arch, out string) error {
-	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gotool); err != nil {
-		if gotool, err = exec.LookPath("go"); err != nil {
+	// The go tool on PATH, else the one of the GOROOT this binary knows
+	// (go/build reads $GOROOT, then the root it was built with).
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		gotool = filepath.Join(build.Default.GOROOT, "bin", "go")
+		if _, serr := os.Stat(gotool); serr != nil {
 			return fmt.Errorf("building a static garantia needs the go tool, and none is on PATH: %w", err)
 		}
 	}
@@ -197,7 +203,7 @@ func goBuildStatic(ctx context.Context, src, arch, out string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("static build of %s/cmd/garantia in %s: %w\n%s", ModulePath, src, err, stderr.Bytes())
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := atomicfile.Rename(tmp, out); err != nil {
 		return fmt.Errorf("static build: %w", err)
 	}
 	return nil

@@ -7,10 +7,10 @@ package buildtest
 import (
 	"bytes"
 	"fmt"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +23,7 @@ const Package = "github.com/garantia/garantia/cmd/garantia"
 // path. It runs the go tool that built the test (GOROOT/bin/go, else go on
 // PATH), inheriting GOFLAGS.
 func Garantia(dir string) (string, error) {
-	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gotool := filepath.Join(build.Default.GOROOT, "bin", "go")
 	if _, err := os.Stat(gotool); err != nil {
 		gotool = "go"
 	}
