@@ -36,8 +36,23 @@ const (
 	FCrash     = "crash"     // a client crashed; value unused
 )
 
-// NemesisProcess is the process id of every nemesis event.
+// NemesisProcess is the process id of every nemesis event, and of the
+// harness's own markers (FDrain).
 const NemesisProcess = -1
+
+// FDrain marks the final drain, the harness's read of every partition to
+// its end after the last fault healed. Without a completed drain, a value
+// that no poll read may simply not have been reached yet, so "unseen" is
+// inconclusive. The harness records, as process NemesisProcess:
+//
+//	{"type":"invoke","f":"drain","value":null}   the drain begins
+//	{"type":"ok","f":"drain","value":null}       every partition was read to
+//	                                             the end offset it had when
+//	                                             the drain began
+//	{"type":"info","f":"drain","value":null,"error":"..."}
+//	                                             the drain was cut short
+//	                                             (interrupt, deadline)
+const FDrain = "drain"
 
 // Op is one event of a history: one line of history.jsonl.
 type Op struct {
