@@ -9,9 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/garantia/garantia/db"
-	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/db/local"
 	"github.com/garantia/garantia/db/local/buildtest"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) { buildtest.Main(m) }
@@ -55,7 +55,7 @@ func createTopic(t *testing.T, addr, topic string, partitions int32) {
 
 // TestMetadataLeaders asks a real broker who leads each partition.
 func TestMetadataLeaders(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d := localCluster(t, 1)
 	createTopic(t, d.Nodes()[0].Addr, "leaders", 3)
 	src := MetadataLeaders{Nodes: d.Nodes, Topic: "leaders"}
@@ -86,7 +86,7 @@ func TestMetadataLeaders(t *testing.T) {
 // links through the proxies: the isolated node's links are silent while
 // the partition holds, and everything answers after Heal.
 func TestPartitionThroughProxies(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d := localCluster(t, 3)
 	rec, path := newRecorder(t)
 	ms := time.Millisecond

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/db"
-	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // memDB is an in-memory db.DB with partitions and packet faults: it keeps
@@ -178,7 +178,7 @@ func readNemesis(t *testing.T, rec *histories.Recorder, path string) []histories
 // checks each fault's effect while it is in force, the recorded events,
 // and that Heal leaves every node running and every link whole.
 func TestRunAndHeal(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	m := newMemDB(3)
 	rec, path := newRecorder(t)
 	ms := time.Millisecond

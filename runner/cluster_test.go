@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/checker/verdict"
-	"github.com/garantia/garantia/db/dbtest"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // The acceptance runs of the harness issue: long, so behind a flag.
@@ -29,7 +29,7 @@ func needCluster(t *testing.T) {
 // faults happen: the run must be valid, with nothing left running.
 func TestRunCluster(t *testing.T) {
 	needCluster(t)
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = 6 * time.Second
 	cfg.NemesisInterval = time.Second

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/checker/verdict"
-	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 func TestSendStats(t *testing.T) {
@@ -52,7 +52,7 @@ func TestSendStats(t *testing.T) {
 // TestRunMatrix runs acks=0 and acks=all on one node with kills for a few
 // seconds and checks the table, matrix.json and matrix.md.
 func TestRunMatrix(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = 3 * time.Second
 	cfg.Nemesis = []string{"kill"}

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/checker/verdict"
-	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/db/local/buildtest"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/internal/leakcheck"
 	"github.com/garantia/garantia/nemesis"
 )
 
@@ -67,7 +67,7 @@ func testConfig(t *testing.T) Config {
 // and checks what the run stored. The time limit is shorter than the
 // nemesis interval, so no fault comes: a healthy cluster must be valid.
 func TestRunEndToEnd(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	cfg := testConfig(t)
 	var progress, out bytes.Buffer
 	cfg.Progress, cfg.Out = &progress, &out
@@ -177,7 +177,7 @@ func TestRunEndToEnd(t *testing.T) {
 // the nemesis events are in the history, and the schedule in test.json is
 // the one the seed draws.
 func TestRunWithKills(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = 3 * time.Second
 	cfg.Nemesis = []string{"kill:one+leader"}
@@ -242,7 +242,7 @@ func TestRunWithKills(t *testing.T) {
 // TestRunInterrupted: a canceled context stops the run, tears down, and
 // keeps the run folder.
 func TestRunInterrupted(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = time.Minute
 	ctx, cancel := context.WithCancel(context.Background())

@@ -8,54 +8,20 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/garantia/garantia/broker/metadata"
+	"github.com/garantia/garantia/db/proxy"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
-// TestMain fails the package if any goroutine of Raft or of this package
+// TestMain fails the package if any goroutine (of Raft, of this package)
 // outlives the tests: every Close must stop everything it started.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func waitNoLeaks(within time.Duration) string {
-	deadline := time.Now().Add(within)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "TestMain") || strings.Contains(g, "waitNoLeaks") {
-				continue
-			}
-			if strings.Contains(g, "hashicorp/raft") || strings.Contains(g, "garantia/broker/controller.") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // testLogger logs to t until the test's cleanup stops it (a log line after
 // the test ends would panic).
@@ -86,133 +52,23 @@ func (w *testWriter) stop() {
 	w.done = true
 }
 
-// proxy forwards TCP connections to target, one per directed link between
-// two nodes, so a test can cut the link. A cut link blackholes: it accepts
-// connections and reads, but forwards nothing either way, as a real
-// partition drops packets; healing closes the connections the cut broke.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu      sync.Mutex
-	cut     bool
-	links   map[*proxyLink]struct{}
-	closing bool
-	wg      sync.WaitGroup
-}
-
-type proxyLink struct {
-	client, server net.Conn
-	dead           atomic.Bool // forwards nothing; closed when the link heals
-}
-
-func (l *proxyLink) close() {
-	l.client.Close()
-	if l.server != nil {
-		l.server.Close()
-	}
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newLink is the proxy of one directed link between two controllers,
+// closed when t ends. It is the harness's own proxy (package db/proxy),
+// so that these tests cut links exactly as `garantia test` does: a cut
+// holds the bytes in flight and new connections, as a packet drop does to
+// TCP, and delivers them when it heals.
+func newLink(t testing.TB, name, target string) *proxy.Proxy {
+	t.Helper()
+	p, err := proxy.New(proxy.Options{Name: name, Listen: "127.0.0.1:0", Upstream: target})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, links: map[*proxyLink]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("closing link %s: %v", name, err)
+		}
+	})
 	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		l := &proxyLink{client: c}
-		p.mu.Lock()
-		if p.closing {
-			p.mu.Unlock()
-			c.Close()
-			return
-		}
-		l.dead.Store(p.cut)
-		p.links[l] = struct{}{}
-		p.wg.Add(1)
-		p.mu.Unlock()
-		go p.serve(l)
-	}
-}
-
-func (p *proxy) serve(l *proxyLink) {
-	defer p.wg.Done()
-	defer func() {
-		p.mu.Lock()
-		delete(p.links, l)
-		p.mu.Unlock()
-		l.close()
-	}()
-	if !l.dead.Load() {
-		s, err := net.DialTimeout("tcp", p.target, time.Second)
-		if err != nil {
-			return
-		}
-		l.server = s
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			pump(l, s, l.client)
-			l.close()
-		}()
-	}
-	pump(l, l.client, l.server)
-}
-
-// pump copies src to dst while the link is alive and discards what src
-// sends once it is dead.
-func pump(l *proxyLink, src, dst net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !l.dead.Load() && dst != nil {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// setCut cuts (true) or heals (false) the link.
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	for l := range p.links {
-		if cut {
-			l.dead.Store(true)
-		} else if l.dead.Load() {
-			l.close()
-		}
-	}
-}
-
-func (p *proxy) close() {
-	p.mu.Lock()
-	p.closing = true
-	for l := range p.links {
-		l.close()
-	}
-	p.mu.Unlock()
-	p.ln.Close()
-	p.wg.Wait()
 }
 
 // cluster is n in-process controllers on loopback, ids 1..n, every
@@ -220,8 +76,8 @@ func (p *proxy) close() {
 type cluster struct {
 	t       testing.TB
 	ids     []int32
-	addrs   map[int32]string           // each node's controller port
-	proxies map[int32]map[int32]*proxy // [from][to]
+	addrs   map[int32]string                 // each node's controller port
+	proxies map[int32]map[int32]*proxy.Proxy // [from][to]
 	dirs    map[int32]string
 	log     *slog.Logger
 	tweak   func(*Config)
@@ -239,7 +95,7 @@ func testConfig(c *Config) {
 
 func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 	c := &cluster{
-		t: t, addrs: map[int32]string{}, proxies: map[int32]map[int32]*proxy{},
+		t: t, addrs: map[int32]string{}, proxies: map[int32]map[int32]*proxy.Proxy{},
 		dirs: map[int32]string{}, nodes: map[int32]*Controller{}, tweak: tweak,
 	}
 	if testing.Verbose() {
@@ -258,10 +114,10 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 		c.dirs[id] = t.TempDir()
 	}
 	for _, from := range c.ids {
-		c.proxies[from] = map[int32]*proxy{}
+		c.proxies[from] = map[int32]*proxy.Proxy{}
 		for _, to := range c.ids {
 			if from != to {
-				c.proxies[from][to] = newProxy(t, c.addrs[to])
+				c.proxies[from][to] = newLink(t, fmt.Sprintf("%d->%d", from, to), c.addrs[to])
 			}
 		}
 	}
@@ -275,7 +131,7 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 func (c *cluster) config(id int32, ln net.Listener) Config {
 	peers := map[int32]string{}
 	for to, p := range c.proxies[id] {
-		peers[to] = p.addr()
+		peers[to] = p.Addr()
 	}
 	cfg := Config{
 		NodeID:     id,
@@ -349,8 +205,10 @@ func (c *cluster) closeAll() {
 func (c *cluster) isolate(id int32, cut bool) {
 	for _, other := range c.ids {
 		if other != id {
-			c.proxies[id][other].setCut(cut)
-			c.proxies[other][id].setCut(cut)
+			for _, p := range []*proxy.Proxy{c.proxies[id][other], c.proxies[other][id]} {
+				p.Cut(proxy.Up, cut)
+				p.Cut(proxy.Down, cut)
+			}
 		}
 	}
 }

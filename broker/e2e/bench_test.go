@@ -13,6 +13,7 @@ import (
 
 	"github.com/garantia/garantia/broker/node"
 	"github.com/garantia/garantia/broker/storage"
+	"github.com/garantia/garantia/internal/kafkatest"
 )
 
 // recordBytes is the value size of every benchmark record.
@@ -96,13 +97,13 @@ func BenchmarkProduce(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			n := benchNode(b, bc.fsync)
-			admin := newClient(b, n.Addr().String())
-			createTopic(b, admin, "bench", 1)
+			admin := kafkatest.Client(b, n.Addr().String())
+			kafkatest.CreateTopic(b, admin, "bench", 1)
 			// No compression, so that wire bytes are value bytes (kgo would
 			// otherwise snappy-compress the all-zero values to nothing).
 			clients := make([]*kgo.Client, bc.producers)
 			for i := range clients {
-				clients[i] = newClient(b, n.Addr().String(), append(bc.opts, kgo.DefaultProduceTopic("bench"), kgo.ProducerBatchCompression(kgo.NoCompression()))...)
+				clients[i] = kafkatest.Client(b, n.Addr().String(), append(bc.opts, kgo.DefaultProduceTopic("bench"), kgo.ProducerBatchCompression(kgo.NoCompression()))...)
 			}
 			value := make([]byte, recordBytes)
 			// Latency is sampled (one record in latencySample) because
@@ -161,8 +162,8 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 func BenchmarkFetch(b *testing.B) {
 	n := benchNode(b, storage.FsyncNever)
 	addr := n.Addr().String()
-	createTopic(b, newClient(b, addr), "bench", 1)
-	prod := newClient(b, addr, kgo.DefaultProduceTopic("bench"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	kafkatest.CreateTopic(b, kafkatest.Client(b, addr), "bench", 1)
+	prod := kafkatest.Client(b, addr, kgo.DefaultProduceTopic("bench"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	value := make([]byte, recordBytes)
 	var wg sync.WaitGroup
 	for range b.N {
@@ -176,7 +177,7 @@ func BenchmarkFetch(b *testing.B) {
 	}
 	wg.Wait()
 
-	cons := newClient(b, addr, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(16<<20))
+	cons := kafkatest.Client(b, addr, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(16<<20))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	b.SetBytes(recordBytes)

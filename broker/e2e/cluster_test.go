@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"github.com/garantia/garantia/broker/partition"
 	"github.com/garantia/garantia/broker/replication"
 	"github.com/garantia/garantia/broker/wire"
+	"github.com/garantia/garantia/db/proxy"
 )
 
 // This file is the harness of the multi-node tests: in-process nodes
@@ -35,106 +35,30 @@ import (
 // follower→leader link so that a test can cut replication between two
 // nodes while clients still reach both.
 
-// proxy forwards one directed replication link (a follower's fetches to a
-// leader's Kafka listener) and can be cut: cutting closes every connection
-// and refuses new ones until healed.
-type proxy struct {
-	ln net.Listener
-
-	mu     sync.Mutex
-	target string
-	cut    bool
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
-}
-
-func newProxy(t testing.TB) *proxy {
+// newLink is the proxy of one directed replication link (a follower's
+// fetches to a leader's Kafka listener), closed when t ends. It is the
+// harness's own proxy (package db/proxy), so that these tests cut links
+// exactly as `garantia test` does: a cut holds the bytes in flight and
+// new connections, as a packet drop does to TCP, and delivers them when
+// it heals.
+func newLink(t testing.TB, name string) *proxy.Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := proxy.New(proxy.Options{Name: name, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("closing link %s: %v", name, err)
+		}
+	})
 	return p
 }
 
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) setTarget(addr string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.target = addr
-}
-
-// setCut cuts (closing every connection) or heals the link.
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-	}
-}
-
-func (p *proxy) close() {
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.ln.Close()
-	p.wg.Wait()
-}
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		target, refuse := p.target, p.cut || p.closed || p.target == ""
-		p.mu.Unlock()
-		if refuse {
-			c.Close()
-			continue
-		}
-		up, err := net.DialTimeout("tcp", target, time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut || p.closed {
-			p.mu.Unlock()
-			c.Close()
-			up.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		go pipe(up, c)
-		go pipe(c, up)
-	}
+// setCut cuts (true) or heals (false) both directions of link p.
+func setCut(p *proxy.Proxy, cut bool) {
+	p.Cut(proxy.Up, cut)
+	p.Cut(proxy.Down, cut)
 }
 
 // nodeView is one node's window onto the shared controller. A test can
@@ -212,7 +136,7 @@ type cluster struct {
 	t     testing.TB
 	ctrl  *metadata.Memory
 	nodes map[int32]*clusterNode
-	links map[[2]int32]*proxy // [follower, leader]
+	links map[[2]int32]*proxy.Proxy // [follower, leader]
 }
 
 type clusterNode struct {
@@ -240,7 +164,7 @@ func newCluster(t testing.TB, opts clusterOpts) *cluster {
 	if opts.nodes == 0 {
 		opts.nodes = 3
 	}
-	c := &cluster{t: t, ctrl: metadata.NewMemory(), nodes: map[int32]*clusterNode{}, links: map[[2]int32]*proxy{}}
+	c := &cluster{t: t, ctrl: metadata.NewMemory(), nodes: map[int32]*clusterNode{}, links: map[[2]int32]*proxy.Proxy{}}
 	ids := make([]int32, opts.nodes)
 	for i := range ids {
 		ids[i] = int32(i + 1)
@@ -248,7 +172,7 @@ func newCluster(t testing.TB, opts clusterOpts) *cluster {
 	for _, from := range ids {
 		for _, to := range ids {
 			if from != to {
-				c.links[[2]int32{from, to}] = newProxy(t)
+				c.links[[2]int32{from, to}] = newLink(t, fmt.Sprintf("n%d->n%d", from, to))
 			}
 		}
 	}
@@ -256,7 +180,7 @@ func newCluster(t testing.TB, opts clusterOpts) *cluster {
 		peers := map[int32]string{}
 		for _, to := range ids {
 			if to != id {
-				peers[to] = c.links[[2]int32{id, to}].addr()
+				peers[to] = c.links[[2]int32{id, to}].Addr()
 			}
 		}
 		cn := &clusterNode{id: id, view: &nodeView{Memory: c.ctrl}}
@@ -311,7 +235,7 @@ func (c *cluster) start(cn *clusterNode) {
 	cn.n, cn.cancel, cn.addr = n, cancel, n.Addr().String()
 	for from, p := range c.links {
 		if from[1] == cn.id {
-			p.setTarget(cn.addr)
+			p.SetUpstream(cn.addr)
 		}
 	}
 }
@@ -354,14 +278,14 @@ func (c *cluster) unfence(id int32) {
 
 // cutLink cuts (or heals) follower's fetches from leader.
 func (c *cluster) cutLink(follower, leader int32, cut bool) {
-	c.links[[2]int32{follower, leader}].setCut(cut)
+	setCut(c.links[[2]int32{follower, leader}], cut)
 }
 
 // isolate cuts (or heals) every other node's fetches from id.
 func (c *cluster) isolate(id int32, cut bool) {
 	for k, p := range c.links {
 		if k[1] == id {
-			p.setCut(cut)
+			setCut(p, cut)
 		}
 	}
 }

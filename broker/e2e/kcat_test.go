@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/garantia/garantia/internal/kafkatest"
 )
 
 // TestKcatInterop checks the broker against a client nobody here wrote:
@@ -82,7 +84,7 @@ func TestKcatInterop(t *testing.T) {
 	}
 
 	// kgo agrees with kcat on every offset.
-	hws := highWatermarks(t, newClient(t, b.addr), topic, 2)
+	hws := highWatermarks(t, kafkatest.Client(t, b.addr), topic, 2)
 	for _, r := range consumeAll(t, b.addr, topic, hws) {
 		if got := byKcat[at{r.Partition, r.Offset}]; got != string(r.Value) {
 			t.Fatalf("at %d/%d kgo read %q, kcat %q", r.Partition, r.Offset, r.Value, got)

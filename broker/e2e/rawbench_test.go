@@ -12,6 +12,7 @@ import (
 
 	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
+	"github.com/garantia/garantia/internal/kafkatest"
 )
 
 // rawBatchRecords is how many 100-byte records one pre-built batch holds
@@ -45,7 +46,7 @@ func BenchmarkProduceRawPipeline(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			n := benchNode(b, storage.FsyncNever)
-			createTopic(b, newClient(b, n.Addr().String()), "bench", 1)
+			kafkatest.CreateTopic(b, kafkatest.Client(b, n.Addr().String()), "bench", 1)
 			recs := make([]wire.Record, rawBatchRecords)
 			for i := range recs {
 				recs[i].Value = make([]byte, recordBytes)
@@ -109,7 +110,7 @@ func BenchmarkProduceRawPipeline(b *testing.B) {
 // connection, without decoding the records.
 func BenchmarkFetchRaw(b *testing.B) {
 	n := benchNode(b, storage.FsyncNever)
-	createTopic(b, newClient(b, n.Addr().String()), "bench", 1)
+	kafkatest.CreateTopic(b, kafkatest.Client(b, n.Addr().String()), "bench", 1)
 	recs := make([]wire.Record, rawBatchRecords)
 	for i := range recs {
 		recs[i].Value = make([]byte, recordBytes)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/garantia/garantia/broker/partition"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // ackedRecord is a write a producer was told is saved.
@@ -395,6 +394,7 @@ func TestClusterMetadataAndLeaderHints(t *testing.T) {
 // replicating cluster (fetchers parked in long polls at their leaders,
 // ISR checks, checkpoints) leaves none of the broker's goroutines behind.
 func TestClusterShutdownLeavesNoGoroutines(t *testing.T) {
+	leakcheck.Check(t)
 	c := newCluster(t, clusterOpts{})
 	c.createTopic("shutdown", 3, 3, 2)
 	for i := range int32(3) {
@@ -404,22 +404,7 @@ func TestClusterShutdownLeavesNoGoroutines(t *testing.T) {
 	for id := range c.nodes {
 		c.kill(id)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		leaked := false
-		for _, pkg := range []string{"broker/server.", "broker/node.", "broker/replication.", "broker/partition."} {
-			leaked = leaked || strings.Contains(stacks, "garantia/"+pkg)
-		}
-		if !leaked {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker goroutines left 5s after every node stopped:\n%s", stacks)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// leakcheck.Check proves, at the end, that no goroutine is left.
 }
 
 // TestDeposedLeaderBecomesFollower: a live leader that the controller

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/garantia/garantia/broker/wire"
+	"github.com/garantia/garantia/internal/kafkatest"
 )
 
 type acked struct {
@@ -30,7 +31,7 @@ func TestRestartAfterSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	dataDir := t.TempDir()
 	const topic, partitions = "durable", 3
 	b := startBroker(t, dataDir, "--fsync", "always", "--id", "1")
-	createTopic(t, newClient(t, b.addr), topic, partitions)
+	kafkatest.CreateTopic(t, kafkatest.Client(t, b.addr), topic, partitions)
 
 	// A bounded delivery timeout fails what is in flight at the kill, so
 	// that those records end (as indeterminate) instead of retrying on.
@@ -86,7 +87,7 @@ func TestRestartAfterSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	mu.Unlock()
 
 	b2 := startBroker(t, dataDir, "--fsync", "always", "--id", "1")
-	hws := highWatermarks(t, newClient(t, b2.addr), topic, partitions)
+	hws := highWatermarks(t, kafkatest.Client(t, b2.addr), topic, partitions)
 	got := consumeAll(t, b2.addr, topic, hws)
 	at := make(map[[2]int64][]byte, len(got))
 	seen := make(map[string]bool, len(got))
@@ -109,7 +110,7 @@ func TestRestartAfterSIGKILLLosesNothingAcknowledged(t *testing.T) {
 
 	// The restarted broker keeps going: new producer ids, offsets after
 	// the old end.
-	prod2 := newClient(t, b2.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	prod2 := kafkatest.Client(t, b2.addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer pcancel()
 	for p := range int32(partitions) {
@@ -138,8 +139,8 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 	const topic = "exactly-once"
 	b := startBroker(t, dataDir, "--fsync", "always")
 	addr := b.addr
-	createTopic(t, newClient(t, addr), topic, 1)
-	prod := newClient(t, addr, kgo.DefaultProduceTopic(topic), kgo.RecordDeliveryTimeout(60*time.Second))
+	kafkatest.CreateTopic(t, kafkatest.Client(t, addr), topic, 1)
+	prod := kafkatest.Client(t, addr, kgo.DefaultProduceTopic(topic), kgo.RecordDeliveryTimeout(60*time.Second))
 
 	const count = 4000
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -185,7 +186,7 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 		t.Fatalf("%d produces failed across the restart, first: %v", len(errs), errs[0])
 	}
 
-	got := consumeAll(t, addr, topic, highWatermarks(t, newClient(t, addr), topic, 1))
+	got := consumeAll(t, addr, topic, highWatermarks(t, kafkatest.Client(t, addr), topic, 1))
 	if len(got) != count {
 		t.Fatalf("log holds %d records, produced %d exactly once each", len(got), count)
 	}
@@ -203,8 +204,8 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 func TestDuplicateAfterRestartIsNotAppended(t *testing.T) {
 	dataDir := t.TempDir()
 	b := startBroker(t, dataDir, "--fsync", "always")
-	cl := newClient(t, b.addr)
-	createTopic(t, cl, "dedupe", 1)
+	cl := kafkatest.Client(t, b.addr)
+	kafkatest.CreateTopic(t, cl, "dedupe", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pid, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
@@ -236,7 +237,7 @@ func TestDuplicateAfterRestartIsNotAppended(t *testing.T) {
 	}
 	b.kill()
 	b2 := startBroker(t, dataDir, "--fsync", "always")
-	cl2 := newClient(t, b2.addr)
+	cl2 := kafkatest.Client(t, b2.addr)
 	if sp := produce(cl2, 0, 3); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
 		t.Fatalf("retry after restart: error %d base %d; want the original offset 0", sp.ErrorCode, sp.BaseOffset)
 	}

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/garantia/garantia/broker/node"
 	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
+	"github.com/garantia/garantia/internal/kafkatest"
 )
 
 // testLogger writes the broker's logs to the test log when -v is given.
@@ -76,30 +76,13 @@ func startNode(t testing.TB, opts ...nodeOpt) *node.Node {
 // newClient is a kgo client for n, closed at cleanup.
 func newClient(t testing.TB, n *node.Node, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.Addr().String())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(t, n.Addr().String(), opts...)
 }
 
 // createTopic creates a topic through the protocol.
 func createTopic(t testing.TB, cl *kgo.Client, name string, partitions int32) {
 	t.Helper()
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, 1
-	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := resp.Topics[0].ErrorCode; c != 0 {
-		t.Fatalf("creating topic %q: error code %d", name, c)
-	}
+	kafkatest.CreateTopic(t, cl, name, partitions)
 }
 
 // rawConn speaks the protocol by hand, for requests a real client would
@@ -121,20 +104,7 @@ func dialRaw(t testing.TB, n *node.Node) *rawConn {
 }
 
 // frame encodes req with a v1/v2 request header.
-func frame(req kmsg.Request, corr int32) []byte {
-	id := "raw"
-	b := make([]byte, 4, 64)
-	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = binary.BigEndian.AppendUint32(b, uint32(corr))
-	b = kbin.AppendNullableString(b, &id)
-	if req.IsFlexible() {
-		b = append(b, 0)
-	}
-	b = req.AppendTo(b)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	return b
-}
+func frame(req kmsg.Request, corr int32) []byte { return kafkatest.Frame(req, corr, "raw") }
 
 func (r *rawConn) writeRaw(b []byte) {
 	r.t.Helper()
@@ -171,12 +141,7 @@ func (r *rawConn) recv(resp kmsg.Response, corr int32) {
 	if got != corr {
 		r.t.Fatalf("response correlation id %d, want %d (responses out of request order)", got, corr)
 	}
-	if resp.IsFlexible() && resp.Key() != int16(kmsg.ApiVersions) {
-		rd := kbin.Reader{Src: body}
-		kmsg.SkipTags(&rd)
-		body = rd.Src
-	}
-	if err := resp.ReadFrom(body); err != nil {
+	if err := resp.ReadFrom(kafkatest.ResponseBody(resp, body)); err != nil {
 		r.t.Fatalf("decoding %s v%d response: %v", kmsg.NameForKey(resp.Key()), resp.GetVersion(), err)
 	}
 }

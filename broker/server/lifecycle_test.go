@@ -14,6 +14,7 @@ import (
 
 	"github.com/garantia/garantia/broker/node"
 	"github.com/garantia/garantia/broker/storage"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // TestShutdownStopsEverything starts a node, gives it busy connections
@@ -21,7 +22,7 @@ import (
 // its context and checks that Run returns promptly and that no goroutine
 // of the broker is left.
 func TestShutdownStopsEverything(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leakcheck.Check(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n, err := node.Start(ctx, node.Config{ID: 1, Listen: "127.0.0.1:0", Store: storage.NewMemStore(), Partitions: 1, AutoCreateTopics: true, Logger: testLogger(t)})
@@ -47,7 +48,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 	}
 	defer parked.c.Close()
 	parked.send(fetchReq("s", 0, 1, 30000, 1, 1<<20, 1<<20), 1) // parks for 30s
-	time.Sleep(50 * time.Millisecond)
+	waitParked(t)
 
 	start := time.Now()
 	cancel()
@@ -61,22 +62,24 @@ func TestShutdownStopsEverything(t *testing.T) {
 	}
 	t.Logf("shutdown took %v", time.Since(start))
 	cl.Close()
+	// leakcheck.Check proves, at the end, that no goroutine is left.
+}
 
-	// The broker's goroutines are gone; allow the runtime and the
-	// client a moment to finish their own.
+// waitParked waits until a fetch is parked in the broker: a goroutine
+// waits inside handleFetch for the high watermark to move. Shutting down
+// before that would test an idle connection, not a parked fetch.
+func waitParked(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		leaked := strings.Contains(stacks, "garantia/broker/server.") || strings.Contains(stacks, "garantia/broker/node.") ||
-			strings.Contains(stacks, "garantia/broker/replication.")
-		if !leaked && runtime.NumGoroutine() <= before+2 {
+		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), "broker/server.(*Server).handleFetch(") {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left after shutdown (%d before, %d now):\n%s", before, runtime.NumGoroutine(), stacks)
+			t.Fatal("no fetch parked in the broker 5s after it was sent")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

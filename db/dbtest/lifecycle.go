@@ -1,3 +1,5 @@
+// Package dbtest holds the checks of a backend's lifecycle that mean the
+// same on every backend, for the tests of db/local and db/docker.
 package dbtest
 
 import (

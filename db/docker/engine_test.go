@@ -24,6 +24,7 @@ import (
 	"github.com/garantia/garantia/db"
 	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/db/local/buildtest"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // Environment of the helper processes: the test binary re-run as a
@@ -211,7 +212,7 @@ func newDockerCluster(t testing.TB, nodes int, mod func(*Options)) (*DB, Engine)
 var probe = dbtest.Probe
 
 func TestDockerLifecycle(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d, _ := newDockerCluster(t, 2, nil)
 	ctx := context.Background()
 	if err := d.Setup(ctx); err != nil {
@@ -380,7 +381,7 @@ func udpCount(t *testing.T, d *DB, from, to string, count int) int {
 // drop packets, one way or both, survive a restart, work on a paused
 // node, heal, and drop a share of packets under loss.
 func TestDockerPartition(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d, _ := newDockerCluster(t, 3, nil)
 	requireFaultTools(t, d)
 	ctx := context.Background()

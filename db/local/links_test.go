@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/garantia/garantia/db"
-	"github.com/garantia/garantia/db/dbtest"
 	"github.com/garantia/garantia/db/local/buildtest"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // apiVersions writes one ApiVersions request on c.
@@ -59,7 +59,7 @@ func isTimeout(err error) bool {
 // cut silences the established stream and new connections of exactly the
 // links it names, and that Heal delivers what was held.
 func TestLinksCutAndHeal(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d := newCluster(t, 3, func(o *Options) { o.Links = true })
 	ctx := context.Background()
 	if err := d.Setup(ctx); err != nil {
@@ -172,7 +172,7 @@ func TestNoLinks(t *testing.T) {
 // TestClusterArgs: in cluster mode every node gets a controller port and
 // one --peer per other node naming its own proxies to that node.
 func TestClusterArgs(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d, err := New(Options{Binary: "x", Nodes: 3, Dir: t.TempDir(), Links: true, Cluster: &Cluster{
 		SessionTimeout: 3 * time.Second, MinInsyncReplicas: 2, DefaultReplicationFactor: 3, UncleanLeaderElection: true,
 	}})
@@ -253,7 +253,7 @@ func TestClusterStarts(t *testing.T) {
 	if !brokerHasClusterFlags(bin) {
 		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer): the cluster issue")
 	}
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	d := newCluster(t, 3, func(o *Options) {
 		o.Links = true
 		o.Cluster = &Cluster{MinInsyncReplicas: 2, DefaultReplicationFactor: 3}
@@ -281,7 +281,7 @@ func TestStartDuringPartition(t *testing.T) {
 	if !brokerHasClusterFlags(bin) {
 		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer): the cluster issue")
 	}
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	const startWait = 500 * time.Millisecond
 	d := newCluster(t, 3, func(o *Options) {
 		o.Links = true

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/db"
-	"github.com/garantia/garantia/db/dbtest"
+	"github.com/garantia/garantia/internal/leakcheck"
 )
 
 // upstream is a real TCP server on loopback: it echoes what it reads and
@@ -126,7 +126,7 @@ func silentFor(t *testing.T, c net.Conn, d time.Duration) {
 }
 
 func TestForwards(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	u := newUpstream(t)
 	p := newProxy(t, u.addr())
 	c := dial(t, p.Addr())
@@ -146,7 +146,7 @@ func TestForwards(t *testing.T) {
 func TestCutHoldsThenDelivers(t *testing.T) {
 	for _, d := range []Direction{Up, Down} {
 		t.Run(d.String(), func(t *testing.T) {
-			dbtest.NoLeaks(t)
+			leakcheck.Check(t)
 			u := newUpstream(t)
 			p := newProxy(t, u.addr())
 			c := dial(t, p.Addr())
@@ -177,7 +177,7 @@ func TestCutHoldsThenDelivers(t *testing.T) {
 // reach the upstream until the heal; one whose client gives up during the
 // cut never does.
 func TestCutBlocksNewConnections(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	u := newUpstream(t)
 	p := newProxy(t, u.addr())
 	p.Cut(Down, true)
@@ -206,7 +206,7 @@ func TestCutBlocksNewConnections(t *testing.T) {
 
 // TestLatency: every byte is delayed, and order is kept.
 func TestLatency(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	u := newUpstream(t)
 	p := newProxy(t, u.addr())
 	c := dial(t, p.Addr())
@@ -230,7 +230,7 @@ func TestLatency(t *testing.T) {
 // TestLossStallsButKeepsTheStream: with loss and jitter on both
 // directions, a numbered stream arrives complete and in order.
 func TestLossStallsButKeepsTheStream(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	u := newUpstream(t)
 	p := newProxy(t, u.addr())
 	pk := db.Packet{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.3}
@@ -263,7 +263,7 @@ func TestLossStallsButKeepsTheStream(t *testing.T) {
 // TestLossStallsEveryChunk: loss 1 stalls each chunk at least one
 // retransmission timeout.
 func TestLossStallsEveryChunk(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	u := newUpstream(t)
 	p, err := New(Options{Name: "lossy", Listen: "127.0.0.1:0", Upstream: u.addr(), RetransmitTimeout: 100 * time.Millisecond})
 	if err != nil {
@@ -286,7 +286,7 @@ func TestLossStallsEveryChunk(t *testing.T) {
 // connection and ends every goroutine, even with a cut in force and a
 // writer blocked on a full socket.
 func TestCloseEndsEverything(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	// An upstream that never reads: the proxy's writes block.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -356,7 +356,7 @@ func TestCloseEndsEverything(t *testing.T) {
 // TestUpstreamDown: with nothing at the upstream, the client's connection
 // is closed at once, like a refused connection.
 func TestUpstreamDown(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +403,7 @@ func TestNewRefusesNonLoopback(t *testing.T) {
 // the fast path of a healthy lane. Every word must come back exactly
 // once and in order.
 func TestStreamSurvivesFaultsComingAndGoing(t *testing.T) {
-	dbtest.NoLeaks(t)
+	leakcheck.Check(t)
 	u := newUpstream(t)
 	p := newProxy(t, u.addr())
 	c := dial(t, p.Addr())
