@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/garantia/garantia/histories"
 )
 
 // Step is one fault of a schedule.
@@ -36,30 +38,23 @@ func (s Step) String() string {
 	return fmt.Sprintf("%s at %s for %s", what, s.At.Round(time.Millisecond), s.Duration.Round(time.Millisecond))
 }
 
-// stepJSON is a Step in test.json: durations in milliseconds.
-type stepJSON struct {
-	AtMs       int64  `json:"at-ms"`
-	Kind       Kind   `json:"kind"`
-	Target     Target `json:"target"`
-	Behavior   string `json:"behavior,omitempty"`
-	DurationMs int64  `json:"duration-ms"`
-	Pick       uint64 `json:"pick"`
+// Stored is the step as test.json stores it: durations in milliseconds.
+func (s Step) Stored() histories.FaultStep {
+	return histories.FaultStep{AtMs: s.At.Milliseconds(), Kind: string(s.Kind), Target: string(s.Target),
+		Behavior: s.Behavior, DurationMs: s.Duration.Milliseconds(), Pick: s.Pick}
 }
 
-// MarshalJSON writes the step with durations in milliseconds.
-func (s Step) MarshalJSON() ([]byte, error) {
-	return json.Marshal(stepJSON{AtMs: s.At.Milliseconds(), Kind: s.Kind, Target: s.Target, Behavior: s.Behavior,
-		DurationMs: s.Duration.Milliseconds(), Pick: s.Pick})
-}
+// MarshalJSON writes the step as Stored.
+func (s Step) MarshalJSON() ([]byte, error) { return json.Marshal(s.Stored()) }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
 func (s *Step) UnmarshalJSON(b []byte) error {
-	var j stepJSON
+	var j histories.FaultStep
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*s = Step{At: time.Duration(j.AtMs) * time.Millisecond, Kind: j.Kind, Target: j.Target, Behavior: j.Behavior,
-		Duration: time.Duration(j.DurationMs) * time.Millisecond, Pick: j.Pick}
+	*s = Step{At: time.Duration(j.AtMs) * time.Millisecond, Kind: Kind(j.Kind), Target: Target(j.Target),
+		Behavior: j.Behavior, Duration: time.Duration(j.DurationMs) * time.Millisecond, Pick: j.Pick}
 	return nil
 }
 

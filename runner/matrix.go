@@ -154,7 +154,7 @@ func RunMatrix(ctx context.Context, cfg Config, levels []string) (*Matrix, error
 	if err := writeJSON(filepath.Join(dir, MatrixJSONFile), m); err != nil {
 		return m, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, MatrixMDFile), []byte(m.Markdown()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, MatrixMDFile), []byte(m.Markdown()), 0o644); err != nil {
 		return m, fmt.Errorf("write %s: %w", MatrixMDFile, err)
 	}
 	return m, nil

@@ -82,7 +82,7 @@ func TestRunMatrix(t *testing.T) {
 		t.Errorf("seed %d: acks=all lost %d writes across kills of one node", cfg.Seed, all.Lost)
 	}
 	// Both runs drew the same schedule from the seed.
-	var infos [2]TestInfo
+	var infos [2]histories.TestInfo
 	for i, r := range m.Rows {
 		readJSON(t, filepath.Join(r.Run, histories.TestFile), &infos[i])
 	}

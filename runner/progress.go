@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/garantia/garantia/nemesis"
 	"github.com/garantia/garantia/workloads/queue"
 )
 
@@ -19,7 +18,7 @@ type progressLine struct {
 	w      io.Writer
 	limit  time.Duration
 	wl     *queue.Workload
-	nem    *nemesis.Nemesis
+	faults func() string // the faults in force
 	tty    bool
 	start  time.Time
 	wrote  bool
@@ -27,7 +26,7 @@ type progressLine struct {
 	lastAt time.Time
 }
 
-func newProgressLine(w io.Writer, limit time.Duration, wl *queue.Workload, nem *nemesis.Nemesis) *progressLine {
+func newProgressLine(w io.Writer, limit time.Duration, wl *queue.Workload, faults func() string) *progressLine {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
@@ -35,7 +34,7 @@ func newProgressLine(w io.Writer, limit time.Duration, wl *queue.Workload, nem *
 		}
 	}
 	now := time.Now()
-	return &progressLine{w: w, limit: limit, wl: wl, nem: nem, tty: tty, start: now, lastAt: now}
+	return &progressLine{w: w, limit: limit, wl: wl, faults: faults, tty: tty, start: now, lastAt: now}
 }
 
 func (p *progressLine) run(ctx context.Context) {
@@ -62,7 +61,7 @@ func (p *progressLine) line(now time.Time) string {
 		elapsed = p.limit
 	}
 	return fmt.Sprintf("[%6s/%s] %7.0f ops/s   ok %d  info %d  fail %d   fault: %s",
-		elapsed, p.limit, rate, c.OK, c.Info, c.Fail, p.nem.Current())
+		elapsed, p.limit, rate, c.OK, c.Info, c.Fail, p.faults())
 }
 
 func (p *progressLine) print(now time.Time) {

@@ -47,7 +47,7 @@ func TestProgressLineShowsFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	p := newProgressLine(&out, 30*time.Second, wl, nem)
+	p := newProgressLine(&out, 30*time.Second, wl, nem.Current)
 	if line := p.line(time.Now().Add(time.Second)); !strings.HasSuffix(line, "fault: none") || !strings.Contains(line, "ops/s") {
 		t.Errorf("line before any fault: %q", line)
 	}
@@ -59,7 +59,7 @@ func TestProgressLineShowsFault(t *testing.T) {
 	if line := p.line(time.Now().Add(2 * time.Second)); !strings.HasSuffix(line, "fault: kill one n1") {
 		t.Errorf("line with n1 killed: %q", line)
 	}
-	if line := newProgressLine(&out, time.Second, wl, nil).line(time.Now()); !strings.HasSuffix(line, "fault: none") {
+	if line := newProgressLine(&out, time.Second, wl, noFaults{}.Current).line(time.Now()); !strings.HasSuffix(line, "fault: none") {
 		t.Errorf("line without a nemesis: %q", line)
 	}
 }

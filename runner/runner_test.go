@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,7 +89,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 
 	// test.json: the seed and the full configuration.
-	var info TestInfo
+	var info histories.TestInfo
 	readJSON(t, filepath.Join(dir, histories.TestFile), &info)
 	if info.Seed != cfg.Seed || info.Config.Seed != cfg.Seed {
 		t.Errorf("test.json seed %d / config seed %d, want %d", info.Seed, info.Config.Seed, cfg.Seed)
@@ -198,7 +199,7 @@ func TestRunWithKills(t *testing.T) {
 	// Nemesis events come in pairs, an invocation and its completion.
 	var nem []histories.Op
 	for _, op := range ops {
-		if op.Process == histories.NemesisProcess {
+		if op.Process == histories.NemesisProcess && op.F != histories.FDrain {
 			nem = append(nem, op)
 			if op.Type != histories.Info {
 				t.Errorf("nemesis event of type %s", op.Type)
@@ -227,10 +228,13 @@ func TestRunWithKills(t *testing.T) {
 	if results.Queue.Counts.Lost != 0 {
 		t.Errorf("seed %d: %d acknowledged writes lost across kills of one node\n%s", cfg.Seed, results.Queue.Counts.Lost, out.String())
 	}
-	var info TestInfo
+	var info histories.TestInfo
 	readJSON(t, filepath.Join(dir, histories.TestFile), &info)
 	specs, _ := cfg.Specs()
-	want := nemesis.NewSchedule(cfg.Seed, specs, cfg.NemesisInterval, cfg.TimeLimit)
+	var want []histories.FaultStep
+	for _, s := range nemesis.NewSchedule(cfg.Seed, specs, cfg.NemesisInterval, cfg.TimeLimit) {
+		want = append(want, s.Stored())
+	}
 	if len(want) == 0 || !reflect.DeepEqual(info.Schedule, want) {
 		t.Errorf("test.json schedule %v, want the seed's %v", info.Schedule, want)
 	}
@@ -239,18 +243,24 @@ func TestRunWithKills(t *testing.T) {
 	}
 }
 
-// TestRunInterrupted: a canceled context stops the run, tears down, and
-// keeps the run folder.
+// TestRunInterrupted: a canceled context (Ctrl-C) stops the workload;
+// the run still heals, tears down, keeps the run folder, and checks and
+// reports what it recorded, marked interrupted in the summary and in
+// test.json, with no completed drain in the history.
 func TestRunInterrupted(t *testing.T) {
 	leakcheck.Check(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = time.Minute
+	cfg.Nemesis = []string{"kill:one"}
+	cfg.NemesisInterval = 400 * time.Millisecond
+	var out bytes.Buffer
+	cfg.Out = &out
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(1500*time.Millisecond, cancel)
+	time.AfterFunc(2500*time.Millisecond, cancel)
 	start := time.Now()
-	_, dir, err := Run(ctx, cfg)
-	if err == nil {
-		t.Fatal("Run returned no error after its context was canceled")
+	results, dir, err := Run(ctx, cfg)
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Run after its context was canceled: %v, want ErrInterrupted", err)
 	}
 	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("interrupted run took %s to return", took)
@@ -261,9 +271,48 @@ func TestRunInterrupted(t *testing.T) {
 	if survivors := brokersUnder(t, dir); len(survivors) > 0 {
 		t.Errorf("broker processes %v survived the interrupted run", survivors)
 	}
-	if _, _, err := histories.ReadFile(filepath.Join(dir, histories.HistoryFile)); err != nil {
-		t.Errorf("the interrupted run's history does not parse: %v", err)
+	if results == nil || results.Stats == nil {
+		t.Fatalf("no results for what the interrupted run recorded")
 	}
+	ops, _, err := histories.ReadFile(filepath.Join(dir, histories.HistoryFile))
+	if err != nil {
+		t.Fatalf("the interrupted run's history does not parse: %v", err)
+	}
+	if results.Stats.Ops != len(ops) {
+		t.Errorf("results count %d events, the history has %d", results.Stats.Ops, len(ops))
+	}
+	for _, op := range ops {
+		if op.F == histories.FDrain {
+			t.Errorf("op %d: a drain marker in a run interrupted during the workload", op.Index)
+		}
+	}
+	// Every fault the schedule started was ended before the teardown.
+	if kills, starts := countF(ops, "kill"), countF(ops, "start"); kills == 0 || starts <= kills {
+		t.Errorf("nemesis events: %d kill, %d start; want the kills and the interrupted run's heal", kills, starts)
+	}
+	var info histories.TestInfo
+	readJSON(t, filepath.Join(dir, histories.TestFile), &info)
+	if info.Interrupted != "workload" {
+		t.Errorf("test.json interrupted = %q, want workload", info.Interrupted)
+	}
+	if !strings.Contains(out.String(), "interrupted during the workload") || !strings.Contains(out.String(), "verdict:") {
+		t.Errorf("summary of the interrupted run does not say it was interrupted, or has no verdict:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, histories.ResultsFile)); err != nil {
+		t.Errorf("no results.json for the interrupted run: %v", err)
+	}
+}
+
+// countF counts the events of nemesis function f (each recorded as an
+// invocation and a completion).
+func countF(ops []histories.Op, f string) int {
+	n := 0
+	for _, op := range ops {
+		if op.Process == histories.NemesisProcess && op.F == f {
+			n++
+		}
+	}
+	return n / 2
 }
 
 func readJSON(t *testing.T, path string, v any) {

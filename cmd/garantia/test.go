@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -115,6 +116,11 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first interrupt lets the run heal, stop its nodes and check what
+	// it recorded; a second one quits at once, as it would without us
+	// (local nodes die with the harness, docker leftovers go with garantia
+	// clean).
+	context.AfterFunc(ctx, stop)
 	worst := verdict.ExitValid
 	first := cfg.Seed
 	for i := 0; i < *count; i++ {
@@ -157,6 +163,12 @@ func testOnce(ctx context.Context, cfg runner.Config, stderr io.Writer, junitPat
 		if runner.IsFlagError(err) {
 			fmt.Fprintf(stderr, "garantia test: %v\n", err)
 			return verdict.ExitBadArguments
+		}
+		if errors.Is(err, runner.ErrInterrupted) && results != nil {
+			// The verdict of what was recorded is printed; the exit code
+			// stays the harness's, since the test did not run to its end.
+			fmt.Fprintf(stderr, "garantia test: %v; the verdict above covers what was recorded, exit %d\n", err, verdict.ExitInternal)
+			return verdict.ExitInternal
 		}
 		fmt.Fprintf(stderr, "garantia test: the harness failed: %v\n", err)
 		if dir != "" {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/garantia/garantia/histories"
 )
 
 // topicReadyTimeout bounds how long CreateTopic waits for every partition
@@ -229,39 +233,74 @@ func (w *Workload) listOffsets(ctx context.Context, cl *kgo.Client, timestamp in
 // fresh consumer assigns that one key and polls from the log's start until
 // it has read up to the partition's end offset (asked now: call Drain
 // after every fault has healed; it asks again after a pause, and drains
-// again any partition whose end grew meanwhile, see drainSettle). Everything is recorded as ordinary
-// assign and poll operations. A consumer whose poll ends info is replaced
-// by a fresh process that starts over. Drain stops at DrainTimeout, or
-// after a run of empty polls (the end offset is never reached when the
-// log lost records below it), and returns an error only if the history
-// could not be written.
+// again any partition whose end grew meanwhile, see drainSettle).
+// Everything is recorded as ordinary assign and poll operations. A
+// consumer whose poll ends info is replaced by a fresh process that starts
+// over. Drain stops at DrainTimeout, or after a run of empty polls (the
+// end offset is never reached when the log lost records below it), and
+// returns an error only if the history could not be written.
+//
+// The drain is framed by histories.FDrain markers: an invocation when it
+// begins, and ok once every partition was read up to the end offset it had
+// then, or info naming the partitions that fell short and why (the
+// deadline, an interrupt, records that never came). Only a drain that
+// completed proves that a value no poll read is gone rather than not yet
+// reached.
 func (w *Workload) Drain(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.DrainTimeout)
+	marker := histories.Op{Process: histories.NemesisProcess, Type: histories.Invoke, F: histories.FDrain}
+	if _, err := w.rec.Record(marker); err != nil {
+		return fmt.Errorf("queue: record the drain's start: %w", err)
+	}
+	shortfall, err := w.drain(ctx)
+	if err != nil {
+		return err
+	}
+	marker.Type = histories.OK
+	if shortfall != "" {
+		marker.Type, marker.Error = histories.Info, shortfall
+	}
+	if _, err := w.rec.Record(marker); err != nil {
+		return fmt.Errorf("queue: record the drain's end: %w", err)
+	}
+	return nil
+}
+
+// drain runs the drain and says how it fell short of every partition's
+// end offset at its start ("" when it did not).
+func (w *Workload) drain(ctx context.Context) (shortfall string, err error) {
+	dctx, cancel := context.WithTimeout(ctx, w.cfg.DrainTimeout)
 	defer cancel()
 
 	var ends map[int32]int64
 	for {
 		var err error
-		ends, err = w.EndOffsets(ctx)
+		ends, err = w.EndOffsets(dctx)
 		if err == nil && len(ends) == w.cfg.Partitions {
 			break
 		}
-		if ctx.Err() != nil {
+		if dctx.Err() != nil {
 			break // drain what we can, with unknown ends
 		}
 		select {
-		case <-ctx.Done():
+		case <-dctx.Done():
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+	start := maps.Clone(ends)
+	reached := make(map[int32]int64, w.cfg.Partitions)
+	defer func() {
+		if err == nil {
+			shortfall = drainShortfall(ctx, dctx, w.cfg.Partitions, start, reached)
+		}
+	}()
 
 	todo := make([]int32, w.cfg.Partitions)
 	for p := range todo {
 		todo[p] = int32(p)
 	}
 	for round := 1; ; round++ {
-		if err := w.drainPartitions(ctx, todo, ends); err != nil {
-			return err
+		if err := w.drainPartitions(dctx, todo, ends, reached); err != nil {
+			return "", err
 		}
 		// Settle: right after the heal a partition's end offset can still
 		// lag behind what was acknowledged (a restarted or newly elected
@@ -269,17 +308,17 @@ func (w *Workload) Drain(ctx context.Context) error {
 		// fetched). Ask again after a pause and drain again whatever
 		// grew, until the ends hold still, as Jepsen's final reads wait
 		// for the cluster to recover.
-		if round == drainRounds || ctx.Err() != nil {
-			return nil
+		if round == drainRounds || dctx.Err() != nil {
+			return "", nil
 		}
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-dctx.Done():
+			return "", nil
 		case <-time.After(drainSettle):
 		}
-		now, err := w.EndOffsets(ctx)
+		now, err := w.EndOffsets(dctx)
 		if err != nil {
-			return nil // drained what could be; the checker judges
+			return "", nil // drained what could be; the checker judges
 		}
 		todo = todo[:0]
 		for p, end := range now {
@@ -289,10 +328,39 @@ func (w *Workload) Drain(ctx context.Context) error {
 			}
 		}
 		if len(todo) == 0 {
-			return nil
+			return "", nil
 		}
 		sort.Slice(todo, func(i, j int) bool { return todo[i] < todo[j] })
 	}
+}
+
+// drainShortfall says which of the partitions were not read up to their
+// end offset at the drain's start (start; a partition missing from it had
+// no known end), given where the drain's reads reached, and why the drain
+// stopped: ctx ended (an interrupt), dctx ran out (the drain's deadline)
+// or the records never came. "" when every partition was read to its end.
+func drainShortfall(ctx, dctx context.Context, partitions int, start, reached map[int32]int64) string {
+	var short []string
+	for p := int32(0); p < int32(partitions); p++ {
+		end, known := start[p]
+		switch {
+		case !known:
+			short = append(short, fmt.Sprintf("partition %d: no end offset known when the drain began", p))
+		case reached[p] < end:
+			short = append(short, fmt.Sprintf("partition %d: read to offset %d of %d", p, reached[p], end))
+		}
+	}
+	if len(short) == 0 {
+		return ""
+	}
+	why := "the records below the end offset never came"
+	switch {
+	case ctx.Err() != nil:
+		why = "interrupted: " + ctx.Err().Error()
+	case dctx.Err() != nil:
+		why = "the drain timeout passed"
+	}
+	return "drain incomplete (" + why + "): " + strings.Join(short, "; ")
 }
 
 // drainSettle is the pause before Drain asks the end offsets again, and
@@ -303,9 +371,11 @@ const (
 )
 
 // drainPartitions drains each partition of ps concurrently up to its end
-// in ends (unknown: until a run of empty polls).
-func (w *Workload) drainPartitions(ctx context.Context, ps []int32, ends map[int32]int64) error {
+// in ends (unknown: until a run of empty polls), and raises reached to
+// where each partition's reads got.
+func (w *Workload) drainPartitions(ctx context.Context, ps []int32, ends map[int32]int64, reached map[int32]int64) error {
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	errs := make([]error, len(ps))
 	for i, p := range ps {
 		end, ok := ends[p]
@@ -315,7 +385,11 @@ func (w *Workload) drainPartitions(ctx context.Context, ps []int32, ends map[int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = w.drainPartition(ctx, p, end)
+			got, err := w.drainPartition(ctx, p, end)
+			mu.Lock()
+			reached[p] = max(reached[p], got)
+			mu.Unlock()
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
@@ -329,16 +403,18 @@ const drainEmptyPolls = 10
 // drainPollTimeout bounds each drain poll; Jepsen's final polls wait 1s.
 const drainPollTimeout = 500 * time.Millisecond
 
-func (w *Workload) drainPartition(ctx context.Context, p int32, end int64) error {
+// drainPartition drains p up to end and returns the offset after the last
+// record its reads returned.
+func (w *Workload) drainPartition(ctx context.Context, p int32, end int64) (int64, error) {
 	wk := &worker{w: w, process: w.nextProcess.Add(1) - 1, drainer: true, next: map[int32]int64{}, reached: map[int32]int64{}}
 	defer wk.close()
 	for ctx.Err() == nil {
 		done, err := wk.drain(ctx, p, end)
 		if err != nil || done {
-			return err
+			return wk.reached[p], err
 		}
 	}
-	return nil
+	return wk.reached[p], nil
 }
 
 // drain reads p with the worker's current process; done reports that the

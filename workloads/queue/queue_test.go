@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,7 +86,72 @@ func TestRunAndDrain(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkHistory(t, ops, acks)
+			checkDrainMarkers(t, ops, histories.OK)
 		})
+	}
+}
+
+// checkDrainMarkers checks that ops hold exactly one drain, framed as the
+// checker reads it: a process -1 invocation before the drain's first op,
+// and a completion of type want after its last.
+func checkDrainMarkers(t *testing.T, ops []histories.Op, want histories.Type) {
+	t.Helper()
+	var at []int
+	for i, op := range ops {
+		if op.F == histories.FDrain {
+			if op.Process != histories.NemesisProcess {
+				t.Errorf("op %d: drain marker of process %d, want %d", op.Index, op.Process, histories.NemesisProcess)
+			}
+			at = append(at, i)
+		}
+	}
+	if len(at) != 2 {
+		t.Fatalf("%d drain markers, want an invocation and a completion", len(at))
+	}
+	begin, end := ops[at[0]], ops[at[1]]
+	if begin.Type != histories.Invoke || end.Type != want {
+		t.Fatalf("drain markers %s then %s (%s), want invoke then %s", begin.Type, end.Type, end.Error, want)
+	}
+	if want == histories.Info && end.Error == "" {
+		t.Error("a drain cut short says nothing about why")
+	}
+	if want == histories.OK && at[1] != len(ops)-1 {
+		t.Errorf("ops after the drain's completion: %+v", ops[at[1]+1:])
+	}
+	for _, op := range ops[at[1]+1:] {
+		if op.F == histories.FPoll || op.F == histories.FAssign {
+			t.Errorf("op %d: %s after the drain ended", op.Index, op.F)
+		}
+	}
+}
+
+// TestDrainCutShort: a drain whose context ends before it read anything
+// completes its marker as info, saying it was interrupted and which
+// partitions it did not read to their end, so that the checker knows the
+// history has no completed drain.
+func TestDrainCutShort(t *testing.T) {
+	_, n := node(t)
+	rec, path := recorder(t)
+	w := newWorkload(t, n, "all", rec)
+	if err := w.Run(context.Background(), 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ops, _, err := histories.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDrainMarkers(t, ops, histories.Info)
+	end := ops[len(ops)-1]
+	if !strings.Contains(end.Error, "interrupted") || !strings.Contains(end.Error, "partition 0") {
+		t.Errorf("drain cut short by an interrupt: error %q, want it to say so and name the partitions", end.Error)
 	}
 }
 
