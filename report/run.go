@@ -47,8 +47,10 @@ type Run struct {
 	Ops []histories.Op
 	// Results are the checkers' results for Ops.
 	Results *checker.Results
-	// Test is test.json as stored (nil when the folder has none). The
-	// report reads it generically, since its shape belongs to the runner.
+	// Info is test.json, nil when the folder has none or it does not
+	// parse; Test is the file as stored, which the report shows field by
+	// field, whatever the version that wrote it.
+	Info *histories.TestInfo
 	Test json.RawMessage
 	// Notes say how the report's inputs were found: a results.json that
 	// was missing or stale and re-checked, visualizations redrawn. They are
@@ -72,6 +74,56 @@ type OpenOptions struct {
 // into the folder when they are missing. Errors about path or the history
 // itself wrap ErrInput.
 func Open(ctx context.Context, path string, opts OpenOptions) (*Run, error) {
+	at, err := locate(path)
+	if err != nil {
+		return nil, err
+	}
+	ops, warnings, err := histories.Load(at.historyPath)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("report: %w", err))
+	}
+	run := &Run{Dir: at.dir, HistoryPath: at.historyPath, Ops: ops, Info: at.info, Test: at.test}
+	if at.testNote != "" {
+		run.Notes = append(run.Notes, at.testNote)
+	}
+	copts := opts.Check
+	copts.VisualizeDir = at.dir
+	results, why, err := at.results(ctx, ops, warnings, copts)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		run.Notes = append(run.Notes, why+"; the checkers ran again for this report (results.json was not rewritten: run garantia check to save them)")
+	}
+	run.Results = results
+	if err := run.ensureVisualizations(ctx, opts.Check.LinearTimeout); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// located is the run a path stands for: its history, its folder and its
+// test.json.
+type located struct {
+	historyPath string
+	historyTime time.Time
+	dir         string
+	info        *histories.TestInfo
+	test        json.RawMessage
+	// testNote says why a test.json that is there is not shown.
+	testNote string
+}
+
+// locate finds the run that path stands for, as `garantia check` does (a
+// history file, a run folder, or a store folder whose latest link points
+// at a run; a path to one of a run's other files stands for its folder),
+// and reads its test.json. Errors about path or the history wrap
+// ErrInput.
+func locate(path string) (*located, error) {
+	switch filepath.Base(path) {
+	case histories.ResultsFile, histories.TestFile, FileName:
+		path = filepath.Dir(path)
+	}
 	historyPath, err := histories.ResolveHistory(path)
 	if err != nil {
 		return nil, badInput(err)
@@ -80,40 +132,44 @@ func Open(ctx context.Context, path string, opts OpenOptions) (*Run, error) {
 	if err != nil {
 		return nil, badInput(fmt.Errorf("report: %w", err))
 	}
-	ops, warnings, err := histories.Load(historyPath)
-	if err != nil {
-		return nil, badInput(fmt.Errorf("report: %w", err))
-	}
 	historyPath = realPath(historyPath)
-	dir := filepath.Dir(historyPath)
-	run := &Run{Dir: dir, HistoryPath: historyPath, Ops: ops}
-	if run.Test, err = readOptional(filepath.Join(dir, histories.TestFile)); err != nil {
-		return nil, err
+	at := &located{historyPath: historyPath, historyTime: hfi.ModTime(), dir: filepath.Dir(historyPath)}
+	info, raw, err := histories.LoadTestInfo(at.dir)
+	switch {
+	case err != nil && raw == nil:
+		return nil, fmt.Errorf("report: %w", err)
+	case err != nil:
+		at.testNote = fmt.Sprintf("%v; the configuration is not shown", err)
+	default:
+		at.info, at.test = info, raw
 	}
-	if run.Test != nil && !json.Valid(run.Test) {
-		run.Notes = append(run.Notes, fmt.Sprintf("%s is not valid JSON; the configuration is not shown", filepath.Join(dir, histories.TestFile)))
-		run.Test = nil
-	}
+	return at, nil
+}
 
-	resultsPath := filepath.Join(dir, histories.ResultsFile)
-	results, why, err := readResults(resultsPath, hfi.ModTime(), len(ops))
-	if err != nil {
-		return nil, err
+// results reads the run's results.json when it belongs to the history
+// (see readResults; with ops nil the event count is not compared, which
+// would need the history read). Otherwise it checks the history now, with
+// copts, loading it when ops is nil, and says why in why; it writes
+// nothing.
+func (at *located) results(ctx context.Context, ops []histories.Op, warnings []string, copts checker.Options) (results *checker.Results, why string, err error) {
+	nOps := -1
+	if ops != nil {
+		nOps = len(ops)
 	}
-	if results == nil {
-		copts := opts.Check
-		copts.VisualizeDir = dir
-		if results, err = checker.Check(ctx, ops, copts); err != nil {
-			return nil, fmt.Errorf("report: checking %s: %w", historyPath, err)
+	results, why, err = readResults(filepath.Join(at.dir, histories.ResultsFile), at.historyTime, nOps)
+	if err != nil || results != nil {
+		return results, "", err
+	}
+	if ops == nil {
+		if ops, warnings, err = histories.Load(at.historyPath); err != nil {
+			return nil, "", badInput(fmt.Errorf("report: %w", err))
 		}
-		results.Warnings = append(results.Warnings, warnings...)
-		run.Notes = append(run.Notes, why+"; the checkers ran again for this report (results.json was not rewritten: run garantia check to save them)")
 	}
-	run.Results = results
-	if err := run.ensureVisualizations(ctx, opts.Check.LinearTimeout); err != nil {
-		return nil, err
+	if results, err = checker.Check(ctx, ops, copts); err != nil {
+		return nil, "", fmt.Errorf("report: checking %s: %w", at.historyPath, err)
 	}
-	return run, nil
+	results.Warnings = append(results.Warnings, warnings...)
+	return results, why, nil
 }
 
 // New makes a Run from a history and its results already in memory, as
@@ -124,12 +180,12 @@ func New(dir, historyPath string, ops []histories.Op, results *checker.Results) 
 		return nil, errors.New("report: no results")
 	}
 	run := &Run{Dir: dir, HistoryPath: historyPath, Ops: ops, Results: results}
-	var err error
-	if run.Test, err = readOptional(filepath.Join(dir, histories.TestFile)); err != nil {
-		return nil, err
+	info, raw, err := histories.LoadTestInfo(dir)
+	if err != nil && raw == nil {
+		return nil, fmt.Errorf("report: %w", err)
 	}
-	if run.Test != nil && !json.Valid(run.Test) {
-		run.Test = nil
+	if err == nil {
+		run.Info, run.Test = info, raw
 	}
 	return run, nil
 }
@@ -142,18 +198,6 @@ func realPath(p string) string {
 		return r
 	}
 	return p
-}
-
-// readOptional returns the file's content, or nil when it does not exist.
-func readOptional(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	return b, nil
 }
 
 // readResults reads results.json when it belongs to the history: it exists,
@@ -276,8 +320,8 @@ type Stored struct {
 	// now (it was missing or older than the history).
 	ResultsPath string
 	Results     *checker.Results
-	// Test is test.json, nil when absent.
-	Test json.RawMessage
+	// Info is test.json, nil when absent or unparseable.
+	Info *histories.TestInfo
 	// Note says when the results were computed now, and why.
 	Note string
 }
@@ -288,42 +332,20 @@ type Stored struct {
 // now, with copts, writing nothing. Errors about path or the history wrap
 // ErrInput.
 func LoadStored(ctx context.Context, path string, copts checker.Options) (*Stored, error) {
-	switch filepath.Base(path) {
-	case histories.ResultsFile, histories.TestFile, FileName:
-		path = filepath.Dir(path)
-	}
-	historyPath, err := histories.ResolveHistory(path)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	hfi, err := os.Stat(historyPath)
-	if err != nil {
-		return nil, badInput(fmt.Errorf("report: %w", err))
-	}
-	historyPath = realPath(historyPath)
-	dir := filepath.Dir(historyPath)
-	s := &Stored{Dir: dir, HistoryPath: historyPath}
-	if s.Test, err = readOptional(filepath.Join(dir, histories.TestFile)); err != nil {
-		return nil, err
-	}
-	resultsPath := filepath.Join(dir, histories.ResultsFile)
-	// -1 skips the op-count comparison: counting needs the history read.
-	results, why, err := readResults(resultsPath, hfi.ModTime(), -1)
+	at, err := locate(path)
 	if err != nil {
 		return nil, err
 	}
-	if results != nil {
-		s.ResultsPath, s.Results = resultsPath, results
-		return s, nil
-	}
-	ops, warnings, err := histories.Load(historyPath)
+	s := &Stored{Dir: at.dir, HistoryPath: at.historyPath, Info: at.info}
+	results, why, err := at.results(ctx, nil, nil, copts)
 	if err != nil {
-		return nil, badInput(fmt.Errorf("report: %w", err))
+		return nil, err
 	}
-	if s.Results, err = checker.Check(ctx, ops, copts); err != nil {
-		return nil, fmt.Errorf("report: checking %s: %w", historyPath, err)
+	s.Results = results
+	if why == "" {
+		s.ResultsPath = filepath.Join(at.dir, histories.ResultsFile)
+	} else {
+		s.Note = why + "; checked the history now (nothing written: garantia check PATH saves results.json)"
 	}
-	s.Results.Warnings = append(s.Results.Warnings, warnings...)
-	s.Note = why + "; checked the history now (nothing written: garantia check PATH saves results.json)"
 	return s, nil
 }

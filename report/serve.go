@@ -198,9 +198,11 @@ func summarize(run histories.Run) runSummary {
 		Verdict:    verdictView{"no results", "none", "none"},
 	}
 	s.HasHistory = stampOf(run.Path(histories.HistoryFile)).size >= 0
-	if b, err := os.ReadFile(run.Path(histories.TestFile)); err == nil {
+	if info, raw, _ := histories.LoadTestInfo(run.Dir); raw != nil {
 		s.HasTest = true
-		s.Config = ConfigSummary(b)
+		if info != nil {
+			s.Config = info.Config.Summary()
+		}
 	}
 	b, err := os.ReadFile(run.Path(histories.ResultsFile))
 	if err != nil {
@@ -280,62 +282,14 @@ func (h *StoreHandler) index(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// configKeys are the test.json config fields a one-line summary shows, in
-// order.
-var configKeys = []string{"nodes", "replication-factor", "min-insync-replicas", "acks", "partitions", "nemesis",
-	"nemesis-interval", "time-limit", "rate", "concurrency", "fsync", "unclean-leader-election", "bug", "seed"}
-
-// ConfigSummary is a one-line summary of a test.json's configuration:
-// "nodes=3 acks=all nemesis=kill,pause ...". Fields left at their zero
-// value are left out; "" when test.json does not parse.
+// ConfigSummary is the one-line summary of a test.json's configuration
+// (histories.TestConfig.Summary); "" when test.json does not parse.
 func ConfigSummary(testJSON []byte) string {
-	var t struct {
-		Config map[string]json.RawMessage `json:"config"`
-	}
-	if json.Unmarshal(testJSON, &t) != nil || t.Config == nil {
+	info, err := histories.ParseTestInfo(testJSON)
+	if err != nil {
 		return ""
 	}
-	var parts []string
-	for _, k := range configKeys {
-		raw, ok := t.Config[k]
-		if !ok {
-			continue
-		}
-		var v any
-		if json.Unmarshal(raw, &v) != nil {
-			continue
-		}
-		var s string
-		switch x := v.(type) {
-		case nil:
-			continue
-		case bool:
-			if !x {
-				continue
-			}
-			s = "true"
-		case string:
-			if x == "" {
-				continue
-			}
-			s = x
-		case []any:
-			if len(x) == 0 {
-				continue
-			}
-			var items []string
-			for _, it := range x {
-				items = append(items, fmt.Sprint(it))
-			}
-			s = strings.Join(items, ",")
-		case float64:
-			s = strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%f", x), "0"), ".")
-		default:
-			s = fmt.Sprint(x)
-		}
-		parts = append(parts, k+"="+s)
-	}
-	return strings.Join(parts, " ")
+	return info.Config.Summary()
 }
 
 // AnomalySummary is the anomalies of results in one line, those that make

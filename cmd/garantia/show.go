@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -55,28 +55,21 @@ func runShow(args []string, stdout, stderr io.Writer) int {
 		return verdict.ExitInternal
 	}
 	fmt.Fprintf(stdout, "run: %s\n", st.Dir)
-	if st.Test != nil {
-		var t struct {
-			Name      string `json:"name"`
-			Seed      *int64 `json:"seed"`
-			StartTime string `json:"start-time"`
-			Version   string `json:"garantia-version"`
+	if t := st.Info; t != nil {
+		line := "test: " + t.Name
+		if !t.StartTime.IsZero() {
+			line += ", started " + t.StartTime.Format(time.RFC3339Nano)
 		}
-		if json.Unmarshal(st.Test, &t) == nil {
-			line := "test: " + t.Name
-			if t.StartTime != "" {
-				line += ", started " + t.StartTime
-			}
-			if t.Seed != nil {
-				line += fmt.Sprintf(", seed %d", *t.Seed)
-			}
-			if t.Version != "" {
-				line += ", garantia " + t.Version
-			}
-			fmt.Fprintln(stdout, line)
+		line += fmt.Sprintf(", seed %d", t.Seed)
+		if t.GarantiaVersion != "" {
+			line += ", garantia " + t.GarantiaVersion
 		}
-		if c := report.ConfigSummary(st.Test); c != "" {
+		fmt.Fprintln(stdout, line)
+		if c := t.Config.Summary(); c != "" {
 			fmt.Fprintf(stdout, "config: %s\n", c)
+		}
+		if t.Interrupted != "" {
+			fmt.Fprintf(stdout, "interrupted: during the %s; the history stops there, without a completed final drain\n", t.Interrupted)
 		}
 	}
 	if st.Note != "" {
