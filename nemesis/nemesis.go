@@ -48,7 +48,7 @@ type Nemesis struct {
 	shape db.PacketShaper
 
 	mu    sync.Mutex
-	force map[string]*active // by resource: the fault in force
+	force map[resource]*active // the fault in force on each resource
 }
 
 // active is a fault in force and how to end it.
@@ -75,23 +75,16 @@ func New(cfg Config) (*Nemesis, error) {
 	if cfg.Interrupt == nil {
 		cfg.Interrupt = context.Background()
 	}
-	n := &Nemesis{cfg: cfg, force: map[string]*active{}}
+	n := &Nemesis{cfg: cfg, force: map[resource]*active{}}
 	n.part, _ = cfg.DB.(db.Partitioner)
 	n.shape, _ = cfg.DB.(db.PacketShaper)
 	for _, s := range cfg.Schedule {
-		switch {
-		case s.Kind == Partition && n.part == nil:
-			return nil, fmt.Errorf("%w: partition: the backend cannot cut links (no db.Partitioner)", ErrUnsupported)
-		case s.Kind == Packet && n.shape == nil:
-			return nil, fmt.Errorf("%w: packet: the backend cannot shape links (no db.PacketShaper)", ErrUnsupported)
+		f, ok := faultOf(s.Kind)
+		if !ok {
+			return nil, fmt.Errorf("%w: %w %q in the schedule", ErrUnsupported, errNoKind, s.Kind)
 		}
-		if _, ok := Targets[s.Kind]; !ok {
-			return nil, fmt.Errorf("%w: unknown kind %q in the schedule", ErrUnsupported, s.Kind)
-		}
-		if s.Kind == Packet {
-			if _, ok := behaviorPackets[s.Behavior]; !ok {
-				return nil, fmt.Errorf("%w: unknown packet behaviour %q in the schedule", ErrUnsupported, s.Behavior)
-			}
+		if err := f.Check(n, s); err != nil {
+			return nil, err
 		}
 	}
 	return n, nil
@@ -106,7 +99,7 @@ func (n *Nemesis) Current() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var parts []string
-	for _, r := range []string{"network", "process"} {
+	for _, r := range resources {
 		if a := n.force[r]; a != nil {
 			parts = append(parts, a.what)
 		}
@@ -171,7 +164,7 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time) error {
 // denied it a quorum must now be able to join.
 func (n *Nemesis) Heal(ctx context.Context) error {
 	var errs []error
-	for _, r := range []string{"network", "process"} {
+	for _, r := range resources {
 		n.mu.Lock()
 		a := n.force[r]
 		n.mu.Unlock()
@@ -212,7 +205,11 @@ func forEach(nodes []db.Node, act func(db.Node) error) error {
 
 // begin applies step's fault and records it.
 func (n *Nemesis) begin(ctx context.Context, step Step) error {
-	res := resource(step.Kind)
+	f, ok := faultOf(step.Kind)
+	if !ok {
+		return fmt.Errorf("nemesis: %s: %w", step, errNoKind)
+	}
+	res := f.Resource()
 	n.mu.Lock()
 	busy := n.force[res] != nil
 	n.mu.Unlock()
@@ -221,10 +218,10 @@ func (n *Nemesis) begin(ctx context.Context, step Step) error {
 		// here means its heal failed, which Run has reported already.
 		return fmt.Errorf("nemesis: %s: %s faults overlap", step, res)
 	}
-	f := map[Kind]string{Partition: "start-partition", Kill: "kill", Pause: "pause", Packet: "start-packet"}[step.Kind]
 	invoked := describe{Target: step.Target, Behavior: step.Behavior}
-	return n.record(ctx, f, invoked, func(ctx context.Context) (describe, error) {
-		d, nodes, err := n.apply(ctx, step)
+	return n.record(ctx, f.StartF(), invoked, func(ctx context.Context) (describe, error) {
+		d := describe{Target: step.Target, Behavior: step.Behavior}
+		nodes, err := f.Start(ctx, n, step, n.aimAt(ctx, step, &d), &d)
 		// In force even when it failed in part, so that its heal runs.
 		what := string(step.Kind) + " " + string(step.Target)
 		if step.Behavior != "" {
@@ -244,142 +241,67 @@ func (n *Nemesis) begin(ctx context.Context, step Step) error {
 
 // stop heals step's fault, if it is the one in force, and records it.
 func (n *Nemesis) stop(ctx context.Context, step Step) error {
-	res := resource(step.Kind)
+	f, ok := faultOf(step.Kind)
+	if !ok {
+		return nil
+	}
+	res := f.Resource()
 	n.mu.Lock()
 	a := n.force[res]
 	n.mu.Unlock()
 	if a == nil || a.step != step {
 		return nil
 	}
-	clear := func() {
-		n.mu.Lock()
-		n.force[res] = nil
-		n.mu.Unlock()
-	}
-	switch step.Kind {
-	case Partition:
-		return n.record(ctx, "stop-partition", nil, func(ctx context.Context) (describe, error) {
-			err := n.part.Heal(ctx)
-			if err == nil {
-				clear()
-			}
-			return describe{Note: "network healed"}, err
-		})
-	case Packet:
-		return n.record(ctx, "stop-packet", nil, func(ctx context.Context) (describe, error) {
-			err := n.shape.Unshape(ctx)
-			if err == nil {
-				clear()
-			}
-			return describe{Note: "packets healed"}, err
-		})
-	case Kill, Pause:
-		f, act := "start", n.cfg.DB.Start
-		if step.Kind == Pause {
-			f, act = "resume", n.cfg.DB.Resume
+	name, invoked, act := f.End(n, a)
+	return n.record(ctx, name, invoked, func(ctx context.Context) (describe, error) {
+		d, err := act(ctx)
+		if err == nil {
+			n.mu.Lock()
+			n.force[res] = nil
+			n.mu.Unlock()
 		}
-		d := describe{Nodes: names(a.nodes)}
-		return n.record(ctx, f, d, func(ctx context.Context) (describe, error) {
-			err := forEach(a.nodes, func(node db.Node) error { return act(ctx, node) })
-			if err == nil {
-				clear()
-			}
-			return d, err
-		})
+		return d, err
+	})
+}
+
+// aim is a step's target resolved at the moment the step acts.
+type aim struct {
+	target   Target
+	nodes    []db.Node  // every node, in id order
+	shuffled []db.Node  // the nodes in the order the step's pick draws
+	leader   db.Node    // the leader, for the leader target
+	rng      *rand.Rand // the step's draws, after the shuffle
+}
+
+// chosen are the nodes the target names.
+func (a aim) chosen() []db.Node {
+	switch a.target {
+	case One:
+		return a.shuffled[:1]
+	case Minority:
+		return a.shuffled[:majority(len(a.nodes))-1]
+	case Majority:
+		return a.shuffled[:majority(len(a.nodes))]
+	case All:
+		return a.nodes
+	case Leader:
+		return []db.Node{a.leader}
 	}
 	return nil
 }
 
-// apply resolves step's target now and applies the fault. It returns
-// the description for the history and the nodes a process fault hit.
-func (n *Nemesis) apply(ctx context.Context, step Step) (describe, []db.Node, error) {
+// aimAt resolves step's target now: the nodes shuffled by its pick and,
+// for the leader target, the leader the cluster names (noted in d).
+func (n *Nemesis) aimAt(ctx context.Context, step Step, d *describe) aim {
 	nodes := n.cfg.DB.Nodes()
 	rng := rand.New(rand.NewPCG(step.Pick, 1))
 	shuffled := append([]db.Node(nil), nodes...)
 	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	d := describe{Target: step.Target, Behavior: step.Behavior}
-
-	var leader db.Node
+	a := aim{target: step.Target, nodes: nodes, shuffled: shuffled, rng: rng}
 	if step.Target == Leader {
-		leader = n.leader(ctx, step, shuffled, &d)
+		a.leader = n.leader(ctx, step, shuffled, d)
 	}
-	// chosen are the nodes a target names (for partitions: the one to
-	// isolate, or the shuffled order to split).
-	chosen := func() []db.Node {
-		switch step.Target {
-		case One:
-			return shuffled[:1]
-		case Minority:
-			return shuffled[:majority(len(nodes))-1]
-		case Majority:
-			return shuffled[:majority(len(nodes))]
-		case All:
-			return nodes
-		case Leader:
-			return []db.Node{leader}
-		}
-		return nil
-	}
-
-	switch step.Kind {
-	case Kill, Pause:
-		targets := chosen()
-		d.Nodes = names(targets)
-		act := n.cfg.DB.Kill
-		if step.Kind == Pause {
-			act = n.cfg.DB.Pause
-		}
-		err := forEach(targets, func(node db.Node) error { return act(ctx, node) })
-		return d, targets, err
-
-	case Partition:
-		order := names(shuffled)
-		var g Grudge
-		switch step.Target {
-		case One:
-			g = CompleteGrudge(SplitOne(order[0], order))
-		case Leader:
-			g = CompleteGrudge(SplitOne(leader.Name, order))
-		case Majority:
-			g = CompleteGrudge(Bisect(order))
-		case MajoritiesRing:
-			g = MajoritiesRingGrudge(order, rng)
-		case Bridge:
-			g = BridgeGrudge(order)
-		default:
-			return d, nil, fmt.Errorf("nemesis: partition has no target %q", step.Target)
-		}
-		d.Cut = g.Links()
-		return d, nil, n.part.Partition(ctx, g.Drops())
-
-	case Packet:
-		targets := chosen()
-		d.Nodes = names(targets)
-		pk := behaviorPackets[step.Behavior]
-		d.Packet = &packetJSON{DelayMs: pk.Delay.Milliseconds(), JitterMs: pk.Jitter.Milliseconds(), Loss: pk.Loss}
-		// Every link to and from the targets, as Jepsen shapes all of a
-		// target's traffic.
-		hit := map[string]bool{}
-		for _, t := range targets {
-			hit[t.Name] = true
-		}
-		links := map[string][]string{}
-		for _, a := range nodes {
-			for _, b := range nodes {
-				if a.Name != b.Name && (hit[a.Name] || hit[b.Name]) {
-					links[a.Name] = append(links[a.Name], b.Name)
-				}
-			}
-		}
-		for from, tos := range links {
-			for _, to := range tos {
-				d.Shaped = append(d.Shaped, from+"->"+to)
-			}
-		}
-		sort.Strings(d.Shaped)
-		return d, nil, n.shape.Shape(ctx, links, pk)
-	}
-	return d, nil, fmt.Errorf("nemesis: unknown fault kind %q", step.Kind)
+	return a
 }
 
 // leader resolves the "leader" target: the node leading the partition

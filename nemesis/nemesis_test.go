@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/garantia/garantia/db"
@@ -176,9 +177,15 @@ func readNemesis(t *testing.T, rec *histories.Recorder, path string) []histories
 // TestRunAndHeal runs a hand-made schedule that holds every kind of
 // fault, overlapping across resources, against the in-memory DB, and
 // checks each fault's effect while it is in force, the recorded events,
-// and that Heal leaves every node running and every link whole.
+// and that Heal leaves every node running and every link whole. It runs
+// in a synctest bubble: the schedule's clock is the bubble's, so "60ms
+// after the start" is exactly that, whatever the machine's load.
 func TestRunAndHeal(t *testing.T) {
 	leakcheck.Check(t)
+	synctest.Test(t, runAndHeal)
+}
+
+func runAndHeal(t *testing.T) {
 	m := newMemDB(3)
 	rec, path := newRecorder(t)
 	ms := time.Millisecond
@@ -201,8 +208,10 @@ func TestRunAndHeal(t *testing.T) {
 	start := time.Now()
 	go func() { done <- nem.Run(ctx, start) }()
 
-	// While the leader n2 is isolated and a majority is killed.
+	// While the leader n2 is isolated (10ms to 110ms) and a majority is
+	// killed (30ms to 90ms).
 	time.Sleep(60 * time.Millisecond)
+	synctest.Wait()
 	states, cuts, _ := m.snapshot()
 	if want := []string{"n1->n2", "n2->n1", "n2->n3", "n3->n2"}; !slices.Equal(cuts, want) {
 		t.Errorf("cuts while the leader n2 is isolated: %v, want %v", cuts, want)
@@ -220,8 +229,10 @@ func TestRunAndHeal(t *testing.T) {
 		t.Errorf("Current = %q, want the partition and the kill", cur)
 	}
 
-	// After the pause and the second partition have started.
+	// After the pause (from 160ms) and the second partition (from 260ms)
+	// have started, the packet fault (150ms to 210ms) ended.
 	time.Sleep(250 * time.Millisecond)
+	synctest.Wait()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -297,7 +308,9 @@ func TestRunAndHeal(t *testing.T) {
 
 // TestLeaderFallback: without an answer about the leader the nemesis
 // picks a node from the step's pick and says so.
-func TestLeaderFallback(t *testing.T) {
+func TestLeaderFallback(t *testing.T) { synctest.Test(t, leaderFallback) }
+
+func leaderFallback(t *testing.T) {
 	m := newMemDB(3)
 	rec, path := newRecorder(t)
 	sched := []Step{{At: 0, Kind: Kill, Target: Leader, Duration: time.Hour, Pick: 7}}
@@ -342,7 +355,9 @@ func TestNewRefusesWhatTheBackendCannotDo(t *testing.T) {
 
 // TestHealFailureIsReported: a heal that fails is an error of Heal, and
 // is recorded.
-func TestHealFailureIsReported(t *testing.T) {
+func TestHealFailureIsReported(t *testing.T) { synctest.Test(t, healFailureIsReported) }
+
+func healFailureIsReported(t *testing.T) {
 	m := newMemDB(1)
 	rec, path := newRecorder(t)
 	nem, err := New(Config{DB: m, Recorder: rec, Schedule: []Step{{Kind: Pause, Target: One, Duration: time.Hour}}})

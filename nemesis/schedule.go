@@ -83,12 +83,12 @@ func NewSchedule(seed int64, specs []Spec, interval, limit time.Duration) []Step
 	span := func() time.Duration {
 		return (interval/2 + time.Duration(rng.Int64N(int64(interval)+1))).Truncate(time.Millisecond)
 	}
-	busyUntil := map[string]time.Duration{}
+	busyUntil := map[resource]time.Duration{}
 	var steps []Step
 	for t := span(); t < limit; t += span() {
 		var free []Spec
 		for _, s := range specs {
-			if busyUntil[resource(s.Kind)] <= t && len(s.Targets) > 0 {
+			if f, ok := faultOf(s.Kind); ok && busyUntil[f.Resource()] <= t && len(s.Targets) > 0 {
 				free = append(free, s)
 			}
 		}
@@ -96,13 +96,14 @@ func NewSchedule(seed int64, specs []Spec, interval, limit time.Duration) []Step
 			continue
 		}
 		s := free[rng.IntN(len(free))]
+		f, _ := faultOf(s.Kind)
 		step := Step{At: t, Kind: s.Kind, Target: s.Targets[rng.IntN(len(s.Targets))]}
-		if s.Kind == Packet {
-			step.Behavior = Behaviors[rng.IntN(len(Behaviors))]
+		if bs := f.Behaviors(); len(bs) > 0 {
+			step.Behavior = bs[rng.IntN(len(bs))]
 		}
 		step.Duration = span()
 		step.Pick = rng.Uint64()
-		busyUntil[resource(s.Kind)] = step.End()
+		busyUntil[f.Resource()] = step.End()
 		steps = append(steps, step)
 	}
 	return steps

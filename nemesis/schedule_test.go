@@ -63,7 +63,7 @@ func TestScheduleShape(t *testing.T) {
 	for seed := int64(1); seed <= 50; seed++ {
 		steps := NewSchedule(seed, specs, interval, limit)
 		last := time.Duration(0)
-		end := map[string]time.Duration{}
+		end := map[resource]time.Duration{}
 		for i, s := range steps {
 			if !allowed[s.Kind][s.Target] {
 				t.Fatalf("seed %d step %d: %s not in the specs", seed, i, s)
@@ -80,7 +80,8 @@ func TestScheduleShape(t *testing.T) {
 			if s.Duration < interval/2 || s.Duration > 3*interval/2 {
 				t.Fatalf("seed %d step %d: duration %s out of range", seed, i, s.Duration)
 			}
-			r := resource(s.Kind)
+			f, _ := faultOf(s.Kind)
+			r := f.Resource()
 			if s.At < end[r] {
 				t.Fatalf("seed %d step %d: %s starts at %s while the %s fault before it lasts until %s", seed, i, s, s.At, r, end[r])
 			}

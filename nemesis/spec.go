@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
-
-	"github.com/garantia/garantia/db"
 )
 
 // Kind is a kind of fault.
@@ -19,9 +16,6 @@ const (
 	Pause     Kind = "pause"
 	Packet    Kind = "packet"
 )
-
-// Kinds lists every kind, in the order help texts show them.
-var Kinds = []Kind{Partition, Kill, Pause, Packet}
 
 // Target says which nodes (or links) a fault hits.
 type Target string
@@ -36,30 +30,6 @@ const (
 	MajoritiesRing Target = "majorities-ring"
 	Bridge         Target = "bridge"
 )
-
-// Targets lists each kind's targets, in a fixed order (the schedule draws
-// from it by index, so the order is part of what a seed means).
-var Targets = map[Kind][]Target{
-	Partition: {One, Majority, MajoritiesRing, Bridge, Leader},
-	Kill:      {One, Minority, Majority, All, Leader},
-	Pause:     {One, Minority, Leader},
-	Packet:    {One, Minority, Majority, All, Leader},
-}
-
-// Behaviors are the packet faults, by name, in a fixed order.
-var Behaviors = []string{"latency", "loss"}
-
-// behaviorPackets are what each behaviour does to a link.
-var behaviorPackets = map[string]db.Packet{
-	"latency": {Delay: 50 * time.Millisecond, Jitter: 10 * time.Millisecond},
-	"loss":    {Loss: 0.2},
-}
-
-// BehaviorPacket returns the packet fault of the behaviour name.
-func BehaviorPacket(name string) (db.Packet, bool) {
-	p, ok := behaviorPackets[name]
-	return p, ok
-}
 
 // Spec is one item of --nemesis: a fault kind and the targets to draw
 // from (nil: every target the cluster is big enough for).
@@ -106,10 +76,11 @@ func ParseSpecs(items []string) ([]Spec, error) {
 		}
 		name, targets, hasTargets := strings.Cut(p, ":")
 		k := Kind(name)
-		known, ok := Targets[k]
+		f, ok := faultOf(k)
 		if !ok {
-			return nil, fmt.Errorf("%w: unknown fault %q: want none or some of partition, kill, pause, packet", ErrSpec, name)
+			return nil, fmt.Errorf("%w: unknown fault %q: want none or some of %s", ErrSpec, name, joinKinds(", "))
 		}
+		known := f.Targets()
 		if seen[k] {
 			return nil, fmt.Errorf("%w: %s named twice", ErrSpec, k)
 		}
@@ -150,21 +121,6 @@ func joinTargets(ts []Target, sep string) string {
 	return strings.Join(s, sep)
 }
 
-// minNodes is the smallest cluster in which a target of a kind makes
-// sense: a partition needs two nodes to cut anything, a minority (of at
-// least one node) needs three, a ring or a bridge three.
-func minNodes(k Kind, t Target) int {
-	n := 1
-	if k == Partition || k == Packet {
-		n = 2
-	}
-	switch t {
-	case Minority, MajoritiesRing, Bridge:
-		n = 3
-	}
-	return n
-}
-
 // Resolve checks specs against a cluster of nodes nodes and returns them
 // with their targets filled in: a spec without targets gets every target
 // of its kind the cluster is big enough for. A spec that cannot act on
@@ -173,9 +129,13 @@ func Resolve(specs []Spec, nodes int) ([]Spec, error) {
 	out := make([]Spec, 0, len(specs))
 	for _, s := range specs {
 		r := Spec{Kind: s.Kind}
+		f, ok := faultOf(s.Kind)
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown fault %q", ErrSpec, s.Kind)
+		}
 		if len(s.Targets) == 0 {
-			for _, t := range Targets[s.Kind] {
-				if nodes >= minNodes(s.Kind, t) {
+			for _, t := range f.Targets() {
+				if nodes >= f.MinNodes(t) {
 					r.Targets = append(r.Targets, t)
 				}
 			}
@@ -184,7 +144,7 @@ func Resolve(specs []Spec, nodes int) ([]Spec, error) {
 			}
 		} else {
 			for _, t := range s.Targets {
-				if m := minNodes(s.Kind, t); nodes < m {
+				if m := f.MinNodes(t); nodes < m {
 					return nil, fmt.Errorf("%w: %s:%s needs %d or more nodes, the cluster has %d", ErrSpec, s.Kind, t, m, nodes)
 				}
 			}
@@ -197,17 +157,18 @@ func Resolve(specs []Spec, nodes int) ([]Spec, error) {
 
 // Help describes the kinds and targets, one line per kind.
 func Help() string {
-	parts := make([]string, len(Kinds))
-	for i, k := range Kinds {
-		parts[i] = string(k) + ":" + joinTargets(Targets[k], "+")
+	parts := make([]string, len(faults))
+	for i, f := range faults {
+		parts[i] = string(f.Kind()) + ":" + joinTargets(f.Targets(), "+")
 	}
 	return strings.Join(parts, "; ")
 }
 
-// resource is what a kind acts on; faults on one resource never overlap.
-func resource(k Kind) string {
-	if k == Kill || k == Pause {
-		return "process"
+// joinKinds names every kind, joined by sep.
+func joinKinds(sep string) string {
+	s := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		s[i] = string(k)
 	}
-	return "network"
+	return strings.Join(s, sep)
 }

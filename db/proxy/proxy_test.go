@@ -194,8 +194,11 @@ func TestCutBlocksNewConnections(t *testing.T) {
 	if u.count() != 0 {
 		t.Fatalf("upstream accepted %d connections during the cut", u.count())
 	}
+	waitConns(t, p, 2)
 	gaveUp.Close()
-	time.Sleep(100 * time.Millisecond) // let the proxy read the FIN
+	// The proxy drops the connection once it reads the FIN; healing
+	// before that would test a client that had not given up yet.
+	waitConns(t, p, 1)
 
 	p.Cut(Down, false)
 	readWithin(t, waiting, []byte("patient"), 5*time.Second)
@@ -332,7 +335,18 @@ func TestCloseEndsEverything(t *testing.T) {
 		}
 	}()
 	held := dial(t, p.Addr())
-	time.Sleep(200 * time.Millisecond)
+	waitConns(t, p, 2)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(stuck)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream accepted %d of the 2 connections after 5s", n)
+		}
+	}
 	p.Cut(Up, true)
 	if _, err := held.Write([]byte("held")); err != nil {
 		t.Fatal(err)
@@ -467,5 +481,17 @@ func TestStreamSurvivesFaultsComingAndGoing(t *testing.T) {
 	faults.Wait()
 	if err := <-writeErr; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitConns waits until p holds want connections, failing t after 5s.
+func waitConns(t *testing.T, p *Proxy, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Conns() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy holds %d connections after 5s, want %d", p.Conns(), want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
