@@ -35,6 +35,16 @@
 //     started, waits this way for every node before the drain: then a
 //     node that does not come back is a failure of the run.
 //
+// What the backends share lives here (backend.go), so that a test on
+// either starts the same brokers and reports a node that does not come up
+// the same way: the options ([Config], which each backend's Options
+// embeds), the run folder's layout ([LayOut]), the table of nodes
+// ([Table]: lookup by id or name, the node list, the log files), the wait
+// for a node to answer ([AwaitReady]), what a wait means for a start
+// ([Started]), its error ([StartError]) and the harness's lines in a
+// node's log. Each backend keeps only what differs: how it starts, stops,
+// signals and cuts a node.
+//
 // Network faults: a backend that can cut the links between nodes also
 // implements [Partitioner], and one that can delay or lose their packets
 // [PacketShaper]. Links are directed (the traffic node A sends to node B),

@@ -175,14 +175,14 @@ func (f processFault) Start(ctx context.Context, n *Nemesis, _ Step, aim aim, d 
 	targets := aim.chosen()
 	d.Nodes = names(targets)
 	act := f.do(n.cfg.DB)
-	return targets, forEach(targets, func(node db.Node) error { return act(ctx, node) })
+	return targets, db.ForEach(targets, func(node db.Node) error { return act(ctx, node) })
 }
 
 func (f processFault) End(n *Nemesis, a *active) (string, any, func(context.Context) (describe, error)) {
 	d := describe{Nodes: names(a.nodes)}
 	undo := f.undo(n.cfg.DB)
 	return f.endF, d, func(ctx context.Context) (describe, error) {
-		return d, forEach(a.nodes, func(node db.Node) error { return undo(ctx, node) })
+		return d, db.ForEach(a.nodes, func(node db.Node) error { return undo(ctx, node) })
 	}
 }
 

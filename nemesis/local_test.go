@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { buildtest.Main(m) }
 
 func localCluster(t *testing.T, nodes int) *local.DB {
 	t.Helper()
-	d, err := local.New(local.Options{Binary: buildtest.Binary(t), Nodes: nodes, Dir: t.TempDir(), Links: nodes > 1})
+	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: nodes, Dir: t.TempDir()}, Links: nodes > 1})
 	if err != nil {
 		t.Fatal(err)
 	}

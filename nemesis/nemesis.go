@@ -174,7 +174,7 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 	}
 	nodes := n.cfg.DB.Nodes()
 	errs = append(errs, n.record(ctx, "start", All, func(ctx context.Context) (describe, error) {
-		err := forEach(nodes, func(node db.Node) error {
+		err := db.ForEach(nodes, func(node db.Node) error {
 			if err := n.cfg.DB.Start(ctx, node); err != nil {
 				return err
 			}
@@ -182,24 +182,6 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		})
 		return describe{Nodes: names(nodes)}, err
 	}))
-	return errors.Join(errs...)
-}
-
-// forEach calls act for every node concurrently and joins the errors: the
-// nodes of a cluster need each other (a restarted broker serves only once
-// a controller quorum has registered it), so one at a time would make the
-// first wait for the others.
-func forEach(nodes []db.Node, act func(db.Node) error) error {
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, node := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = act(node)
-		}()
-	}
-	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -533,14 +533,10 @@ func (t *test) report(ops []histories.Op, results *checker.Results) {
 func newBackend(cfg Config, runDir string, progress io.Writer) (db.DB, error) {
 	lo := localOptions(cfg, runDir)
 	if cfg.DB == "docker" {
+		// The same nodes as the local backend's; the links need no proxy.
 		return docker.New(docker.Options{
-			Binary:  cfg.BrokerBinary,
-			Nodes:   cfg.Nodes,
-			Dir:     runDir,
-			Fsync:   cfg.Fsync,
-			Bugs:    cfg.Bugs,
-			Cluster: lo.Cluster,
-			Logf:    func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) },
+			Config: lo.Config,
+			Logf:   func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) },
 		})
 	}
 	return local.New(lo)
@@ -551,11 +547,7 @@ func newBackend(cfg Config, runDir string, progress io.Writer) (db.DB, error) {
 // flags are passed once the broker replicates.
 func localOptions(cfg Config, runDir string) local.Options {
 	o := local.Options{
-		Binary: cfg.BrokerBinary,
-		Nodes:  cfg.Nodes,
-		Dir:    runDir,
-		Fsync:  cfg.Fsync,
-		Bugs:   cfg.Bugs,
+		Config: db.Config{Binary: cfg.BrokerBinary, Nodes: cfg.Nodes, Dir: runDir, Fsync: cfg.Fsync, Bugs: cfg.Bugs},
 		Links:  cfg.Nodes > 1,
 		Seed:   uint64(cfg.Seed),
 	}

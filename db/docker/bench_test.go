@@ -89,7 +89,7 @@ func BenchmarkOpsPerSecond(b *testing.B) {
 	const limit = 5 * time.Second
 	backends := map[string]func(b *testing.B) db.DB{
 		"local": func(b *testing.B) db.DB {
-			d, err := local.New(local.Options{Binary: garantiaBinary(b), Nodes: 1, Dir: b.TempDir()})
+			d, err := local.New(local.Options{Config: db.Config{Binary: garantiaBinary(b), Nodes: 1, Dir: b.TempDir()}})
 			if err != nil {
 				b.Fatal(err)
 			}

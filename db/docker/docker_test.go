@@ -51,9 +51,7 @@ func newFakeCluster(t *testing.T, nodes int, mod func(*Options)) *fakeCluster {
 	t.Helper()
 	eng, fw := newFakeEngine(), newFakeFirewall()
 	opts := Options{
-		Binary:   fakeELF(t, elf.EM_X86_64),
-		Nodes:    nodes,
-		Dir:      t.TempDir(),
+		Config:   db.Config{Binary: fakeELF(t, elf.EM_X86_64), Nodes: nodes, Dir: t.TempDir()},
 		Engine:   eng,
 		Firewall: fw,
 	}
@@ -493,11 +491,11 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"no nodes", Options{Nodes: 0, Dir: dir}, "nodes"},
-		{"too many nodes", Options{Nodes: 241, Dir: dir}, "nodes"},
-		{"no dir", Options{Nodes: 1}, "Dir"},
-		{"dir is a file", Options{Nodes: 1, Dir: file}, "not a folder"},
-		{"bad run id", Options{Nodes: 1, Dir: dir, RunID: "Run_1"}, "RunID"},
+		{"no nodes", Options{Config: db.Config{Nodes: 0, Dir: dir}}, "nodes"},
+		{"too many nodes", Options{Config: db.Config{Nodes: 241, Dir: dir}}, "nodes"},
+		{"no dir", Options{Config: db.Config{Nodes: 1}}, "Dir"},
+		{"dir is a file", Options{Config: db.Config{Nodes: 1, Dir: file}}, "not a folder"},
+		{"bad run id", Options{Config: db.Config{Nodes: 1, Dir: dir}, RunID: "Run_1"}, "RunID"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -160,7 +160,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	}
 	var faults, oks int
 	for _, op := range res.ops {
-		if op.Process == histories.NemesisProcess {
+		if op.Process == histories.NemesisProcess && op.F != histories.FDrain {
 			faults++
 		} else if op.Type == histories.OK {
 			oks++

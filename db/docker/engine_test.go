@@ -186,7 +186,7 @@ func newDockerCluster(t testing.TB, nodes int, mod func(*Options)) (*DB, Engine)
 	t.Helper()
 	eng := realEngine(t)
 	bin := garantiaBinary(t)
-	opts := Options{Binary: bin, Nodes: nodes, Dir: t.TempDir(), Engine: eng, RunID: testRunID(t), StopGrace: 2 * time.Second}
+	opts := Options{Config: db.Config{Binary: bin, Nodes: nodes, Dir: t.TempDir(), StopGrace: 2 * time.Second}, Engine: eng, RunID: testRunID(t)}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -327,14 +327,14 @@ func dialFrom(d *DB, from, addr string) error {
 func udpCount(t *testing.T, d *DB, from, to string, count int) int {
 	t.Helper()
 	pid := func(name string) int {
-		n, err := d.byName(name)
+		n, err := d.nodes.ByName(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p, _ := d.Pid(n.Node)
 		return p
 	}
-	toNode, _ := d.byName(to)
+	toNode, _ := d.nodes.ByName(to)
 	var pc net.PacketConn
 	if err := inNetNS(pid(to), func() error {
 		var err error
@@ -528,7 +528,7 @@ func TestDockerFailingHelper(t *testing.T) {
 		t.Skip("a helper of TestDockerNothingLeftWhenATestFails")
 	}
 	eng := realEngine(t)
-	d, err := New(Options{Binary: os.Getenv(helperBinEnv), Nodes: 2, Dir: t.TempDir(), Engine: eng, RunID: os.Getenv(helperRunEnv)})
+	d, err := New(Options{Config: db.Config{Binary: os.Getenv(helperBinEnv), Nodes: 2, Dir: t.TempDir()}, Engine: eng, RunID: os.Getenv(helperRunEnv)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +548,7 @@ func crashHelper() {
 		os.Exit(1)
 	}
 	dir, _ := os.MkdirTemp("", "garantia-crash-")
-	d, err := New(Options{Binary: os.Getenv(helperBinEnv), Nodes: 1, Dir: dir, Engine: eng, RunID: os.Getenv(helperRunEnv)})
+	d, err := New(Options{Config: db.Config{Binary: os.Getenv(helperBinEnv), Nodes: 1, Dir: dir}, Engine: eng, RunID: os.Getenv(helperRunEnv)})
 	if err == nil {
 		err = d.Setup(context.Background())
 	}

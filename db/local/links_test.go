@@ -157,7 +157,7 @@ func TestLinksCutAndHeal(t *testing.T) {
 
 // TestNoLinks: without Options.Links there is nothing to cut.
 func TestNoLinks(t *testing.T) {
-	d, err := New(Options{Binary: "x", Nodes: 2, Dir: t.TempDir()})
+	d, err := New(Options{Config: db.Config{Binary: "x", Nodes: 2, Dir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,14 +173,17 @@ func TestNoLinks(t *testing.T) {
 // one --peer per other node naming its own proxies to that node.
 func TestClusterArgs(t *testing.T) {
 	leakcheck.Check(t)
-	d, err := New(Options{Binary: "x", Nodes: 3, Dir: t.TempDir(), Links: true, Cluster: &Cluster{
-		SessionTimeout: 3 * time.Second, MinInsyncReplicas: 2, DefaultReplicationFactor: 3, UncleanLeaderElection: true,
-	}})
+	d, err := New(Options{
+		Config: db.Config{Binary: "x", Nodes: 3, Dir: t.TempDir(), Cluster: &Cluster{
+			SessionTimeout: 3 * time.Second, MinInsyncReplicas: 2, DefaultReplicationFactor: 3, UncleanLeaderElection: true,
+		}},
+		Links: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Teardown(context.Background())
-	for _, n := range d.nodes {
+	for _, n := range d.nodes.All() {
 		if err := d.pickPorts(n); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +191,7 @@ func TestClusterArgs(t *testing.T) {
 	if err := d.startLinks(); err != nil {
 		t.Fatal(err)
 	}
-	n2 := d.nodes[1]
+	n2 := d.nodes.All()[1]
 	d.mu.Lock()
 	args := d.args(n2)
 	d.mu.Unlock()

@@ -21,52 +21,20 @@ import (
 
 // Options configure a local cluster.
 type Options struct {
-	// Binary is the garantia executable, run as `Binary broker ...`; ""
-	// means this process's own executable (os.Executable). Tests, whose
-	// executable is the test binary, build garantia and pass its path.
-	Binary string
-	// Nodes is how many broker processes to run, 1 or more.
-	Nodes int
-	// Dir is the run's store folder; node nK keeps Dir/nK/data and writes
-	// Dir/nK/broker.log. It must exist.
-	Dir string
+	// Config holds what every backend takes: the binary, the node count,
+	// the run folder (node nK keeps Dir/nK/data and writes
+	// Dir/nK/broker.log), the broker flags, cluster mode and the waits.
+	db.Config
 	// Host is the loopback address to listen on; "" means 127.0.0.1.
 	Host string
-	// Fsync is passed as --fsync when not "".
-	Fsync string
-	// Bugs are passed as one --bug NAME each.
-	Bugs []string
-	// AutoCreateTopics passes --auto-create-topics.
-	AutoCreateTopics bool
-	// Partitions, when above 0, is passed as --partitions (the partition
-	// count of auto-created topics).
-	Partitions int
-	// ExtraArgs, when set, returns more broker flags for a node.
-	ExtraArgs func(n db.Node) []string
 	// Links puts a proxy (package db/proxy) on every directed link between
 	// two nodes, for the Kafka port and, in cluster mode, the controller
 	// port, so that the DB can cut and shape links (db.Partitioner,
 	// db.PacketShaper). Node a reaches node b only through a's own proxies
 	// to b: its --peer flags name them. Clients do not go through proxies.
 	Links bool
-	// Cluster, when not nil, runs the nodes as one replicating cluster:
-	// each gets a controller port (--controller-listen), a --peer flag for
-	// every other node and the replication flags below. nil runs
-	// independent single-node brokers (all the broker served before the
-	// cluster issue); the runner sets it only when runner.ClusterReady.
-	Cluster *Cluster
 	// Seed seeds the proxies' jitter and loss draws.
 	Seed uint64
-	// ReadyTimeout bounds the wait of Setup and WaitReady for a node to
-	// answer Kafka requests; 0 means db.DefaultReadyTimeout.
-	ReadyTimeout time.Duration
-	// StartWait bounds how long Start waits for a restarted node to
-	// answer before returning anyway (see db.DB.Start); 0 means
-	// db.DefaultStartWait.
-	StartWait time.Duration
-	// StopGrace is how long Teardown waits after SIGTERM before SIGKILL;
-	// 0 means db.DefaultStopGrace (2s).
-	StopGrace time.Duration
 }
 
 // Cluster holds the flags of cluster mode (see db.Cluster).
@@ -79,7 +47,7 @@ const portAttempts = 3
 // DB is a local cluster. It implements db.DB.
 type DB struct {
 	opts  Options
-	nodes []*node
+	nodes db.Table[*node]
 	// links[from][to] are the proxies of the directed link from node
 	// index from to node index to; nil without Options.Links.
 	links [][]*link
@@ -105,11 +73,9 @@ type link struct {
 }
 
 type node struct {
-	db.Node
+	db.NodeFiles
 	port     int
 	ctrlPort int // 0 outside cluster mode
-	dataDir  string
-	logPath  string
 
 	// The process fields below change under DB.mu.
 	proc   *os.Process
@@ -125,12 +91,11 @@ type node struct {
 // New checks opts and prepares a cluster of opts.Nodes nodes; nothing runs
 // until Setup.
 func New(opts Options) (*DB, error) {
-	if opts.Nodes < 1 {
-		return nil, fmt.Errorf("local db: nodes: want 1 or more, got %d", opts.Nodes)
-	}
-	if err := db.CheckRunDir("local db", opts.Dir); err != nil {
+	cfg, err := opts.Config.WithDefaults("local db", 0)
+	if err != nil {
 		return nil, err
 	}
+	opts.Config = cfg
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
@@ -138,42 +103,16 @@ func New(opts Options) (*DB, error) {
 		// The project's rule: nothing but loopback, ever.
 		return nil, fmt.Errorf("local db: Host: %q is not a loopback address", opts.Host)
 	}
-	proc, err := db.Process{
-		Binary:       opts.Binary,
-		ReadyTimeout: opts.ReadyTimeout,
-		StartWait:    opts.StartWait,
-		StopGrace:    opts.StopGrace,
-	}.WithDefaults("local db")
-	if err != nil {
-		return nil, err
-	}
-	opts.Binary, opts.ReadyTimeout, opts.StartWait, opts.StopGrace = proc.Binary, proc.ReadyTimeout, proc.StartWait, proc.StopGrace
 	d := &DB{opts: opts}
-	for _, f := range db.LayOut(opts.Dir, opts.Nodes) {
-		d.nodes = append(d.nodes, &node{Node: f.Node, dataDir: f.DataDir, logPath: f.LogPath})
-	}
+	d.nodes = db.NewTable(&d.mu, opts.Dir, opts.Nodes, func(f db.NodeFiles) *node { return &node{NodeFiles: f} })
 	return d, nil
 }
 
 // Nodes lists the nodes; their addresses are set by Setup.
-func (d *DB) Nodes() []db.Node {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]db.Node, len(d.nodes))
-	for i, n := range d.nodes {
-		out[i] = n.Node
-	}
-	return out
-}
+func (d *DB) Nodes() []db.Node { return d.nodes.Nodes() }
 
 // LogFiles maps each node's name to its broker.log.
-func (d *DB) LogFiles() map[string]string {
-	m := make(map[string]string, len(d.nodes))
-	for _, n := range d.nodes {
-		m[n.Name] = n.logPath
-	}
-	return m
-}
+func (d *DB) LogFiles() map[string]string { return d.nodes.LogFiles() }
 
 // Pids maps each running node's name to its process id (which is also its
 // process group id). Tests use it to prove that nothing survives Teardown.
@@ -181,7 +120,7 @@ func (d *DB) Pids() map[string]int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := map[string]int{}
-	for _, n := range d.nodes {
+	for _, n := range d.nodes.All() {
 		if n.proc != nil {
 			m[n.Name] = n.proc.Pid
 		}
@@ -199,8 +138,8 @@ func (d *DB) Setup(ctx context.Context) error {
 	if tornDown {
 		return fmt.Errorf("local db: setup: %w", db.ErrTornDown)
 	}
-	for _, n := range d.nodes {
-		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
+	for _, n := range d.nodes.All() {
+		if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 			return fmt.Errorf("local db: %s: %w", n.Name, err)
 		}
 		if err := d.pickPorts(n); err != nil {
@@ -212,17 +151,7 @@ func (d *DB) Setup(ctx context.Context) error {
 			return err
 		}
 	}
-	errs := make([]error, len(d.nodes))
-	var wg sync.WaitGroup
-	for i, n := range d.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.setupNode(ctx, n)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return db.ForEach(d.nodes.All(), func(n *node) error { return d.setupNode(ctx, n) })
 }
 
 // pickPorts gives n a Kafka port and, in cluster mode, a controller port,
@@ -261,19 +190,20 @@ func (d *DB) pickPorts(n *node) error {
 // startLinks starts a proxy for every directed link (and port).
 func (d *DB) startLinks() error {
 	listen := net.JoinHostPort(d.opts.Host, "0")
-	links := make([][]*link, len(d.nodes))
+	nodes := d.nodes.All()
+	links := make([][]*link, len(nodes))
 	d.mu.Lock()
 	d.links = links
 	d.mu.Unlock()
-	for i, from := range d.nodes {
-		links[i] = make([]*link, len(d.nodes))
-		for j, to := range d.nodes {
+	for i, from := range nodes {
+		links[i] = make([]*link, len(nodes))
+		for j, to := range nodes {
 			if i == j {
 				continue
 			}
 			name := from.Name + "->" + to.Name
 			// Each proxy its own stream of draws, fixed by the seed.
-			seed := d.opts.Seed ^ uint64(i*len(d.nodes)+j)<<32
+			seed := d.opts.Seed ^ uint64(i*len(nodes)+j)<<32
 			kp, err := proxy.New(proxy.Options{Name: name + " kafka", Listen: listen, Upstream: to.Addr, Seed: seed})
 			if err != nil {
 				return fmt.Errorf("local db: link %s: %w", name, err)
@@ -342,18 +272,12 @@ func (d *DB) args(n *node) []string {
 		"--id", strconv.Itoa(int(n.ID)),
 		"--listen", n.Addr,
 		"--advertise", n.Addr,
-		"--data-dir", n.dataDir,
-		"--log-file", n.logPath,
+		"--data-dir", n.DataDir,
+		"--log-file", n.LogPath,
 	}
-	a = append(a, db.BrokerFlags{
-		Fsync:            d.opts.Fsync,
-		AutoCreateTopics: d.opts.AutoCreateTopics,
-		Partitions:       d.opts.Partitions,
-		Bugs:             d.opts.Bugs,
-	}.Args()...)
-	if c := d.opts.Cluster; c != nil {
+	if d.opts.Cluster != nil {
 		a = append(a, "--controller-listen", n.Controller)
-		for _, peer := range d.nodes {
+		for _, peer := range d.nodes.All() {
 			if peer == n {
 				continue
 			}
@@ -364,8 +288,8 @@ func (d *DB) args(n *node) []string {
 			}
 			a = append(a, db.PeerArgs(peer.ID, kafka, ctrl)...)
 		}
-		a = append(a, c.Args()...)
 	}
+	a = append(a, d.opts.BrokerArgs()...)
 	if d.opts.ExtraArgs != nil {
 		a = append(a, d.opts.ExtraArgs(n.Node)...)
 	}
@@ -383,7 +307,7 @@ func (d *DB) nodeEnv() []string {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return env
 	}
-	procs := runtime.NumCPU() / len(d.nodes)
+	procs := runtime.NumCPU() / d.opts.Nodes
 	if procs < 1 {
 		procs = 1
 	}
@@ -405,7 +329,7 @@ func (d *DB) startNode(ctx context.Context, n *node, strict bool) error {
 		d.mu.Unlock()
 		return nil // already running
 	}
-	logF, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logF, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		d.mu.Unlock()
 		return fmt.Errorf("local db: %s: open log: %w", n.Name, err)
@@ -414,8 +338,7 @@ func (d *DB) startNode(ctx context.Context, n *node, strict bool) error {
 	// current run of the node.
 	logStart, _ := logF.Seek(0, 2)
 	args := d.args(n)
-	fmt.Fprintf(logF, "=== garantia harness: starting %s at %s: %s %s\n",
-		n.Name, time.Now().UTC().Format(time.RFC3339Nano), d.opts.Binary, strings.Join(args, " "))
+	db.StartLine(logF, &n.NodeFiles, d.opts.Binary+" "+strings.Join(args, " "))
 	cmd := exec.Command(d.opts.Binary, args...)
 	cmd.Env = d.nodeEnv()
 	cmd.Stdout = logF
@@ -458,14 +381,7 @@ func (d *DB) startNode(ctx context.Context, n *node, strict bool) error {
 	if !strict {
 		wait = d.opts.StartWait
 	}
-	err = d.waitReady(ctx, n, exited, wait)
-	if err != nil && !strict && errors.Is(err, db.ErrNotReady) {
-		// Running but not serving: while faults are in force it may be
-		// waiting for a controller quorum. The system's business; the
-		// final heal waits for it (WaitReady).
-		d.harnessNote(n, fmt.Sprintf("%s does not answer yet after %s; it keeps running", n.Name, wait))
-		return nil
-	}
+	err = db.Started(d.waitReady(ctx, n, exited, wait), strict, wait, &n.NodeFiles, func(msg string) { d.harnessNote(n, msg) })
 	if err != nil {
 		_ = d.killNode(n)
 		return d.readyError(n, logStart, err)
@@ -478,14 +394,14 @@ func (d *DB) harnessNote(n *node, msg string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if n.logF != nil {
-		fmt.Fprintf(n.logF, "=== garantia harness: %s at %s\n", msg, time.Now().UTC().Format(time.RFC3339Nano))
+		db.HarnessLine(n.logF, msg)
 	}
 }
 
 // WaitReady waits until node answers Kafka requests, up to the ready
 // timeout. A node that is not running fails at once with db.ErrNotReady.
 func (d *DB) WaitReady(ctx context.Context, node db.Node) error {
-	n, err := d.lookup(node)
+	n, err := d.nodes.Lookup(node)
 	if err != nil {
 		return err
 	}
@@ -504,54 +420,26 @@ func (d *DB) WaitReady(ctx context.Context, node db.Node) error {
 // waitReady polls n with Kafka ApiVersions requests until it answers, it
 // exits, or timeout or ctx runs out.
 func (d *DB) waitReady(ctx context.Context, n *node, exited <-chan struct{}, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		probeCtx, probeCancel := context.WithTimeout(ctx, time.Second)
-		last = db.Probe(probeCtx, n.Addr)
-		probeCancel()
-		if last == nil {
-			return nil
-		}
+	return db.AwaitReady(ctx, n.Addr, timeout, db.Probe, func(int) error {
 		select {
 		case <-exited:
 			d.mu.Lock()
 			exit := n.exit
 			d.mu.Unlock()
 			return fmt.Errorf("%w (%v)", db.ErrExited, exit)
-		case <-ctx.Done():
-			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("%w within %s: last probe: %v", db.ErrNotReady, timeout, last)
-			}
-			return ctx.Err()
-		case <-tick.C:
+		default:
+			return nil
 		}
-	}
+	})
 }
 
 // readyError wraps a failed start with the tail of the node's log, which
 // usually says why, and marks a lost port race with errAddrInUse.
 func (d *DB) readyError(n *node, logStart int64, err error) error {
-	tail := db.LogTail(n.logPath, logStart, 2048)
-	if errors.Is(err, db.ErrExited) && strings.Contains(tail, "address already in use") {
+	if errors.Is(err, db.ErrExited) && strings.Contains(db.LogTail(n.LogPath, logStart, 2048), "address already in use") {
 		err = fmt.Errorf("%w: %w", errAddrInUse, err)
 	}
-	if tail != "" {
-		return fmt.Errorf("local db: %s at %s: %w; %s ends with:\n%s", n.Name, n.Addr, err, n.logPath, tail)
-	}
-	return fmt.Errorf("local db: %s at %s: %w", n.Name, n.Addr, err)
-}
-
-func (d *DB) lookup(want db.Node) (*node, error) {
-	for _, n := range d.nodes {
-		if n.ID == want.ID && (want.Name == "" || want.Name == n.Name) {
-			return n, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: %q (id %d)", db.ErrUnknownNode, want.Name, want.ID)
+	return db.StartError("local db", &n.NodeFiles, logStart, err)
 }
 
 // signal sends sig to n's process group; it reports whether a process was
@@ -589,7 +477,7 @@ func (d *DB) killNode(n *node) error {
 
 // Kill SIGKILLs node and returns once its process is gone.
 func (d *DB) Kill(ctx context.Context, node db.Node) error {
-	n, err := d.lookup(node)
+	n, err := d.nodes.Lookup(node)
 	if err != nil {
 		return err
 	}
@@ -602,7 +490,7 @@ func (d *DB) Kill(ctx context.Context, node db.Node) error {
 // meanwhile, the broker exits and Start fails: clients and peers know the
 // node by its address.
 func (d *DB) Start(ctx context.Context, node db.Node) error {
-	n, err := d.lookup(node)
+	n, err := d.nodes.Lookup(node)
 	if err != nil {
 		return err
 	}
@@ -611,7 +499,7 @@ func (d *DB) Start(ctx context.Context, node db.Node) error {
 
 // Pause SIGSTOPs node.
 func (d *DB) Pause(ctx context.Context, node db.Node) error {
-	n, err := d.lookup(node)
+	n, err := d.nodes.Lookup(node)
 	if err != nil {
 		return err
 	}
@@ -684,7 +572,7 @@ func allStopped(pid int) (bool, error) {
 
 // Resume SIGCONTs node.
 func (d *DB) Resume(ctx context.Context, node db.Node) error {
-	n, err := d.lookup(node)
+	n, err := d.nodes.Lookup(node)
 	if err != nil {
 		return err
 	}
@@ -705,16 +593,7 @@ func (d *DB) Teardown(ctx context.Context) error {
 	d.tornDown = true
 	d.mu.Unlock()
 
-	var wg sync.WaitGroup
-	errs := make([]error, len(d.nodes))
-	for i, n := range d.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.stopNode(ctx, n)
-		}()
-	}
-	wg.Wait()
+	errs := []error{db.ForEach(d.nodes.All(), func(n *node) error { return d.stopNode(ctx, n) })}
 	d.stopSpawner()
 	// The proxies go last: a node being stopped may still be talking.
 	d.mu.Lock()
@@ -820,21 +699,12 @@ func (d *DB) LinkAddrs(from, to string) (kafka, controller string, err error) {
 	return kafka, controller, nil
 }
 
-func (d *DB) byName(name string) (*node, error) {
-	for _, n := range d.nodes {
-		if n.Name == name {
-			return n, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: %q", db.ErrUnknownNode, name)
-}
-
 func (d *DB) link(from, to string) (*link, error) {
-	f, err := d.byName(from)
+	f, err := d.nodes.ByName(from)
 	if err != nil {
 		return nil, err
 	}
-	t, err := d.byName(to)
+	t, err := d.nodes.ByName(to)
 	if err != nil {
 		return nil, err
 	}

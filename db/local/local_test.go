@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 // orphanHelper starts one node, prints its pid and waits to be killed.
 func orphanHelper(dir, bin string) {
-	d, err := New(Options{Binary: bin, Nodes: 1, Dir: dir})
+	d, err := New(Options{Config: db.Config{Binary: bin, Nodes: 1, Dir: dir}})
 	if err == nil {
 		err = d.Setup(context.Background())
 	}
@@ -79,7 +79,7 @@ var probe = dbtest.Probe
 func newCluster(t *testing.T, nodes int, mod func(*Options)) *DB {
 	t.Helper()
 	bin := buildtest.Binary(t)
-	opts := Options{Binary: bin, Nodes: nodes, Dir: t.TempDir(), StopGrace: 5 * time.Second}
+	opts := Options{Config: db.Config{Binary: bin, Nodes: nodes, Dir: t.TempDir(), StopGrace: 5 * time.Second}}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -185,12 +185,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"no nodes", Options{Nodes: 0, Dir: dir, Binary: "x"}, "nodes"},
-		{"no dir", Options{Nodes: 1, Binary: "x"}, "Dir"},
-		{"dir is a file", Options{Nodes: 1, Dir: file, Binary: "x"}, "not a folder"},
-		{"missing dir", Options{Nodes: 1, Dir: filepath.Join(dir, "nope"), Binary: "x"}, "Dir"},
-		{"not loopback", Options{Nodes: 1, Dir: dir, Host: "10.0.0.1", Binary: "x"}, "loopback"},
-		{"not an address", Options{Nodes: 1, Dir: dir, Host: "localhost", Binary: "x"}, "loopback"},
+		{"no nodes", Options{Config: db.Config{Nodes: 0, Dir: dir, Binary: "x"}}, "nodes"},
+		{"no dir", Options{Config: db.Config{Nodes: 1, Binary: "x"}}, "Dir"},
+		{"dir is a file", Options{Config: db.Config{Nodes: 1, Dir: file, Binary: "x"}}, "not a folder"},
+		{"missing dir", Options{Config: db.Config{Nodes: 1, Dir: filepath.Join(dir, "nope"), Binary: "x"}}, "Dir"},
+		{"not loopback", Options{Config: db.Config{Nodes: 1, Dir: dir, Binary: "x"}, Host: "10.0.0.1"}, "loopback"},
+		{"not an address", Options{Config: db.Config{Nodes: 1, Dir: dir, Binary: "x"}, Host: "localhost"}, "loopback"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

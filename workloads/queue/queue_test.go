@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { buildtest.Main(m) }
 // node starts one broker for the test and tears it down afterwards.
 func node(t testing.TB) (*local.DB, db.Node) {
 	t.Helper()
-	d, err := local.New(local.Options{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir()})
+	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
