@@ -12,23 +12,15 @@ import (
 	"github.com/garantia/garantia/internal/leakcheck"
 )
 
-// The acceptance runs of the harness issue: long, so behind a flag.
+// The acceptance runs of the cluster harness: long, so behind a flag.
 //
 //	go test ./runner -run Acceptance -acceptance -timeout 60m
 var acceptance = flag.Bool("acceptance", false, "run the acceptance runs of the cluster (minutes each)")
-
-func needCluster(t *testing.T) {
-	t.Helper()
-	if !ClusterReady {
-		t.Skip("skipping: the broker does not replicate yet (runner.ClusterReady is false)")
-	}
-}
 
 // TestRunCluster runs the defaults (3 nodes, RF 3, min ISR 2, acks=all,
 // partitions and kills) for a few seconds with a short interval, so that
 // faults happen: the run must be valid, with nothing left running.
 func TestRunCluster(t *testing.T) {
-	needCluster(t)
 	leakcheck.Check(t)
 	cfg := testConfig(t)
 	cfg.TimeLimit = 6 * time.Second
@@ -50,7 +42,6 @@ func TestRunCluster(t *testing.T) {
 // TestAcceptanceDefaults: the defaults are valid every time, across 10
 // seeds, for the full 30 seconds.
 func TestAcceptanceDefaults(t *testing.T) {
-	needCluster(t)
 	if !*acceptance {
 		t.Skip("skipping: -acceptance not given")
 	}
@@ -73,7 +64,6 @@ func TestAcceptanceDefaults(t *testing.T) {
 // loses acknowledged writes in most runs; acks=0 under kills leaves
 // writes unseen.
 func TestAcceptanceAcksOneLoses(t *testing.T) {
-	needCluster(t)
 	if !*acceptance {
 		t.Skip("skipping: -acceptance not given")
 	}
@@ -113,7 +103,6 @@ func TestAcceptanceAcksOneLoses(t *testing.T) {
 // TestAcceptanceBugs: each broker bug switch makes the run invalid with
 // the anomaly the bug causes.
 func TestAcceptanceBugs(t *testing.T) {
-	needCluster(t)
 	if !*acceptance {
 		t.Skip("skipping: -acceptance not given")
 	}

@@ -10,17 +10,6 @@ import (
 	"github.com/garantia/garantia/nemesis"
 )
 
-// ClusterReady says whether the broker forms a multi-node, replicating
-// cluster. It does since the cluster issue; before it, independent
-// brokers would each have claimed every partition, and the history would
-// have shown anomalies of the harness, not of the broker. Validate refuses --nodes > 1 and
-// --replication-factor > 1 while this is false, and the brokers get the
-// cluster flags (--controller-listen, --peer, ...) only when it is true.
-// Flipping it is the one change that turns on the cluster defaults (3
-// nodes, replication factor 3, min ISR 2, partitions and kills) and the
-// multi-node tests.
-const ClusterReady = true
-
 // Config is everything a run needs. Each field with a flag names it.
 type Config struct {
 	Nodes                 int           // --nodes
@@ -61,13 +50,13 @@ type Config struct {
 }
 
 // Defaults are the flag defaults of garantia test: a 3-node cluster with
-// replication factor 3 and min.insync.replicas 2 once the broker
-// replicates (ClusterReady), a single node until then.
+// replication factor 3 and min.insync.replicas 2, the smallest in which
+// acks=all survives the loss of one node and a minority can be cut off.
 func Defaults() Config {
-	c := Config{
-		Nodes:             1,
-		ReplicationFactor: 1,
-		MinInsyncReplicas: 1,
+	return Config{
+		Nodes:             3,
+		ReplicationFactor: 3,
+		MinInsyncReplicas: 2,
 		Acks:              "all",
 		TimeLimit:         30 * time.Second,
 		Rate:              1000,
@@ -77,10 +66,6 @@ func Defaults() Config {
 		Store:             "store",
 		Partitions:        4,
 	}
-	if ClusterReady {
-		c.Nodes, c.ReplicationFactor, c.MinInsyncReplicas = 3, 3, 2
-	}
-	return c
 }
 
 // DefaultNemesis is the fault list of a cluster of nodes nodes when
@@ -120,12 +105,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Nodes < 1:
 		return flagErr("nodes", "want 1 or more, got %d", c.Nodes)
-	case c.Nodes > 1 && !ClusterReady:
-		return flagErr("nodes", "%d nodes: the broker does not form a replicating cluster yet (replication arrives with the cluster issue); use --nodes 1", c.Nodes)
 	case c.ReplicationFactor < 1:
 		return flagErr("replication-factor", "want 1 or more, got %d", c.ReplicationFactor)
-	case c.ReplicationFactor > 1 && !ClusterReady:
-		return flagErr("replication-factor", "%d: replication arrives with the cluster issue; until then only 1 works", c.ReplicationFactor)
 	case c.ReplicationFactor > c.Nodes:
 		return flagErr("replication-factor", "%d is more than the %d nodes", c.ReplicationFactor, c.Nodes)
 	case c.MinInsyncReplicas < 1:

@@ -27,11 +27,4 @@
 // RunMatrix runs one configuration at several acks levels under one seed,
 // and so one fault schedule, and tabulates what each level lost and what
 // it cost (garantia matrix).
-//
-// Cluster mode: until the broker replicates (ClusterReady), Validate
-// refuses more than one node, and the brokers get no cluster flags. The
-// code paths for a cluster (the defaults of 3 nodes, replication factor 3
-// and min ISR 2, the default nemesis partition,kill, the --peer and
-// --controller-listen flags of the local backend, the multi-node tests)
-// are written and switch on with ClusterReady.
 package runner

@@ -277,7 +277,7 @@ func (t *test) createFolder() error {
 		StartTime:       started.UTC(),
 		Args:            os.Args,
 		Workload:        histories.WorkloadInfo{Name: "queue", Topic: queue.DefaultTopic},
-		Cluster:         ClusterReady,
+		Cluster:         true,
 		Faults:          []string{},
 		Schedule:        []histories.FaultStep{},
 	}
@@ -542,25 +542,24 @@ func newBackend(cfg Config, runDir string, progress io.Writer) (db.DB, error) {
 	return local.New(lo)
 }
 
-// localOptions are the local backend's options for cfg: links between
-// nodes go through proxies whenever there are links, and the cluster
-// flags are passed once the broker replicates.
+// localOptions are the local backend's options for cfg: the nodes run as
+// one replicating cluster, and the links between nodes go through proxies
+// whenever there are links.
 func localOptions(cfg Config, runDir string) local.Options {
-	o := local.Options{
-		Config: db.Config{Binary: cfg.BrokerBinary, Nodes: cfg.Nodes, Dir: runDir, Fsync: cfg.Fsync, Bugs: cfg.Bugs},
-		Links:  cfg.Nodes > 1,
-		Seed:   uint64(cfg.Seed),
+	return local.Options{
+		Config: db.Config{
+			Binary: cfg.BrokerBinary, Nodes: cfg.Nodes, Dir: runDir, Fsync: cfg.Fsync, Bugs: cfg.Bugs,
+			Cluster: &db.Cluster{
+				SessionTimeout:           cfg.SessionTimeout,
+				ReplicaLagTimeMax:        cfg.ReplicaLagTimeMax,
+				MinInsyncReplicas:        cfg.MinInsyncReplicas,
+				DefaultReplicationFactor: cfg.ReplicationFactor,
+				UncleanLeaderElection:    cfg.UncleanLeaderElection,
+			},
+		},
+		Links: cfg.Nodes > 1,
+		Seed:  uint64(cfg.Seed),
 	}
-	if ClusterReady {
-		o.Cluster = &local.Cluster{
-			SessionTimeout:           cfg.SessionTimeout,
-			ReplicaLagTimeMax:        cfg.ReplicaLagTimeMax,
-			MinInsyncReplicas:        cfg.MinInsyncReplicas,
-			DefaultReplicationFactor: cfg.ReplicationFactor,
-			UncleanLeaderElection:    cfg.UncleanLeaderElection,
-		}
-	}
-	return o
 }
 
 // writeJSON writes v as indented JSON to path, atomically.

@@ -340,9 +340,9 @@ func TestValidate(t *testing.T) {
 		{"unknown fault", func(c *Config) { c.Nemesis = []string{"flood"} }, "nemesis"},
 		{"unknown target", func(c *Config) { c.Nemesis = []string{"pause:all"} }, "nemesis"},
 		{"negative session timeout", func(c *Config) { c.SessionTimeout = -time.Second }, "session-timeout"},
-		{"three nodes", func(c *Config) { c.Nodes = 3 }, ifNotCluster("nodes")},
+		{"three nodes", func(c *Config) { c.Nodes = 3 }, ""},
 		{"zero nodes", func(c *Config) { c.Nodes = 0 }, "nodes"},
-		{"replication", func(c *Config) { c.ReplicationFactor = 3; c.Nodes = 3 }, ifNotCluster("nodes")},
+		{"replication", func(c *Config) { c.ReplicationFactor = 3; c.Nodes = 3 }, ""},
 		{"rf above nodes", func(c *Config) { c.ReplicationFactor = c.Nodes + 1 }, "replication-factor"},
 		{"min isr above rf", func(c *Config) { c.MinInsyncReplicas = c.ReplicationFactor + 1 }, "min-insync-replicas"},
 		{"acks 2", func(c *Config) { c.Acks = "2" }, "acks"},
@@ -380,36 +380,13 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	cfg := Defaults()
-	if !ClusterReady {
-		cfg = Defaults()
-		cfg.ReplicationFactor = 2
-		cfg.Nodes = 2
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster issue") {
-			t.Errorf("multi-node error %v does not say replication arrives with the cluster issue", err)
-		}
-	}
-}
-
-// ifNotCluster is the flag a case fails on before the cluster lands; ""
-// (valid) after.
-func ifNotCluster(flag string) string {
-	if ClusterReady {
-		return ""
-	}
-	return flag
 }
 
 func TestDefaults(t *testing.T) {
 	cfg := Defaults()
-	want := []string{"kill"}
-	if ClusterReady {
-		want = []string{"partition", "kill"}
-		if cfg.Nodes != 3 || cfg.ReplicationFactor != 3 || cfg.MinInsyncReplicas != 2 {
-			t.Errorf("cluster defaults: %d nodes, RF %d, min ISR %d; want 3, 3, 2", cfg.Nodes, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
-		}
-	} else if cfg.Nodes != 1 || cfg.ReplicationFactor != 1 || cfg.MinInsyncReplicas != 1 {
-		t.Errorf("single-node defaults: %d nodes, RF %d, min ISR %d", cfg.Nodes, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
+	want := []string{"partition", "kill"}
+	if cfg.Nodes != 3 || cfg.ReplicationFactor != 3 || cfg.MinInsyncReplicas != 2 {
+		t.Errorf("cluster defaults: %d nodes, RF %d, min ISR %d; want 3, 3, 2", cfg.Nodes, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
 	}
 	if got := cfg.NemesisItems(); !reflect.DeepEqual(got, want) {
 		t.Errorf("default nemesis %v, want %v", got, want)
@@ -421,17 +398,14 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("DefaultNemesis(3) = %v", got)
 	}
 	o := localOptions(cfg, t.TempDir())
-	if (o.Cluster != nil) != ClusterReady || o.Links != (cfg.Nodes > 1) {
-		t.Errorf("local options: cluster %v, links %v; want cluster mode exactly when ClusterReady, links for more than one node", o.Cluster != nil, o.Links)
+	if o.Cluster == nil || o.Links != (cfg.Nodes > 1) {
+		t.Errorf("local options: cluster %v, links %v; want cluster mode, links for more than one node", o.Cluster != nil, o.Links)
 	}
 }
 
 func TestName(t *testing.T) {
 	cfg := Defaults()
-	want := "queue-acks-all-kill"
-	if ClusterReady {
-		want = "queue-acks-all-partition+kill"
-	}
+	want := "queue-acks-all-partition+kill"
 	if got := cfg.Name(); got != want {
 		t.Errorf("Name = %q, want %q", got, want)
 	}

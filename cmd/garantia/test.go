@@ -47,11 +47,7 @@ func addRunFlags(fs *pflag.FlagSet, acks bool) *runFlags {
 	def := runner.Defaults()
 	f := &runFlags{cfg: def, limit: timeLimit(def.TimeLimit), fs: fs}
 	cfg := &f.cfg
-	nodesHelp := "broker nodes"
-	if !runner.ClusterReady {
-		nodesHelp += " (1 until the broker replicates: the cluster issue)"
-	}
-	fs.IntVar(&cfg.Nodes, "nodes", def.Nodes, nodesHelp)
+	fs.IntVar(&cfg.Nodes, "nodes", def.Nodes, "broker nodes")
 	fs.IntVar(&cfg.ReplicationFactor, "replication-factor", def.ReplicationFactor, "replicas of each partition")
 	fs.IntVar(&cfg.MinInsyncReplicas, "min-insync-replicas", def.MinInsyncReplicas, "the topic's min.insync.replicas: acks=all needs this many in-sync replicas")
 	if acks {

@@ -33,7 +33,7 @@ func requireClusterMode(t testing.TB, bin string) {
 	t.Helper()
 	out, _ := exec.Command(bin, "broker", "--help").CombinedOutput()
 	if !strings.Contains(string(out), "--controller-listen") {
-		t.Skipf("skipping: %s broker has no --controller-listen flag, so no replicated cluster yet (the cluster issue); the network-level partition is tested by TestDockerPartition", bin)
+		t.Skipf("skipping: %s broker has no --controller-listen flag, so no replicated cluster yet; the network-level partition is tested by TestDockerPartition", bin)
 	}
 }
 

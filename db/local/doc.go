@@ -25,11 +25,10 @@
 // own listeners: Jepsen partitions the nodes from each other, never the
 // clients from the nodes.
 //
-// Cluster mode (Options.Cluster, which the runner sets once the broker
-// replicates) adds --controller-listen, the --peer flags and the
-// replication flags; without it the nodes are independent brokers, which
-// is all the broker served before the cluster issue, and the proxies are
-// still there to be cut.
+// Cluster mode (Options.Cluster, which the runner always sets) adds
+// --controller-listen, the --peer flags and the replication flags;
+// without it the nodes are independent single-node brokers (single-node
+// tests use that), and the proxies are still there to be cut.
 //
 // Nothing outlives the harness. Each process is its own process group (so
 // a terminal's Ctrl-C reaches the harness only, which then tears down in

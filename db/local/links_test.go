@@ -243,7 +243,7 @@ func TestClusterArgs(t *testing.T) {
 }
 
 // brokerHasClusterFlags reports whether bin's broker takes the cluster
-// flags (it does once the cluster issue lands).
+// flags.
 func brokerHasClusterFlags(bin string) bool {
 	out, _ := exec.Command(bin, "broker", "--help").CombinedOutput()
 	return strings.Contains(string(out), "--controller-listen") && strings.Contains(string(out), "--peer")
@@ -254,7 +254,7 @@ func brokerHasClusterFlags(bin string) bool {
 func TestClusterStarts(t *testing.T) {
 	bin := buildtest.Binary(t)
 	if !brokerHasClusterFlags(bin) {
-		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer): the cluster issue")
+		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer)")
 	}
 	leakcheck.Check(t)
 	d := newCluster(t, 3, func(o *Options) {
@@ -282,7 +282,7 @@ func TestClusterStarts(t *testing.T) {
 func TestStartDuringPartition(t *testing.T) {
 	bin := buildtest.Binary(t)
 	if !brokerHasClusterFlags(bin) {
-		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer): the cluster issue")
+		t.Skip("skipping: the broker has no cluster flags yet (--controller-listen, --peer)")
 	}
 	leakcheck.Check(t)
 	const startWait = 500 * time.Millisecond

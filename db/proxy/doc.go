@@ -25,8 +25,8 @@
 // is a connection on which nothing ever answers, which is what its
 // request timeouts are for.)
 //
-// Why not toxiproxy (github.com/Shopify/toxiproxy/v2, which the issue
-// suggested): disabling one of its proxies closes every connection and
+// Why not toxiproxy (github.com/Shopify/toxiproxy/v2, the usual choice
+// for this): disabling one of its proxies closes every connection and
 // refuses new ones, a fault that is loud where a partition is silent; its
 // "timeout" toxic discards bytes from the middle of a stream, so healing
 // it must close every connection it touched (it does) and can never
