@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,23 +44,22 @@ type MetadataLeaders struct {
 func (m MetadataLeaders) Leader(ctx context.Context, pick uint64) (int32, int32, error) {
 	nodes := m.Nodes()
 	type view struct {
-		node  string
-		parts map[int32][2]int32 // partition -> leader, epoch
-		err   error
+		node, addr string
+		parts      map[int32][2]int32 // partition -> leader, epoch
+		err        error
 	}
-	views := make([]view, len(nodes))
-	var wg sync.WaitGroup
+	views := make([]*view, len(nodes))
 	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			qctx, cancel := context.WithTimeout(ctx, leaderQueryTimeout)
-			defer cancel()
-			parts, err := m.ask(qctx, n.Addr)
-			views[i] = view{node: n.Name, parts: parts, err: err}
-		}()
+		views[i] = &view{node: n.Name, addr: n.Addr}
 	}
-	wg.Wait()
+	// Every node at once: a paused or partitioned one must not hold up
+	// the others' answers.
+	_ = db.ForEach(views, func(v *view) error {
+		qctx, cancel := context.WithTimeout(ctx, leaderQueryTimeout)
+		defer cancel()
+		v.parts, v.err = m.ask(qctx, v.addr)
+		return nil
+	})
 
 	count := 0
 	var errs []error

@@ -94,15 +94,7 @@ func TestPartitionThroughProxies(t *testing.T) {
 		{At: 0, Kind: Partition, Target: One, Duration: time.Hour, Pick: 11},
 		{At: 10 * ms, Kind: Kill, Target: One, Duration: 100 * ms, Pick: 12},
 	}
-	nem, err := New(Config{DB: d, Schedule: sched, Recorder: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
-	defer cancel()
-	if err := nem.Run(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	nem := runFor(t, Config{DB: d, Schedule: sched, Recorder: rec}, 600*time.Millisecond)
 
 	// Which node was isolated? The first completion says.
 	probe := func(from, to string, within time.Duration) error {

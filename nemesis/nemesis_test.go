@@ -85,14 +85,19 @@ func (m *memDB) Resume(_ context.Context, n db.Node) error {
 	return m.transition(n, "resume", []string{"paused"}, "running")
 }
 
+// eachLink calls fn with "from->to" for every link of links.
+func eachLink(links map[string][]string, fn func(link string)) {
+	for from, tos := range links {
+		for _, to := range tos {
+			fn(from + "->" + to)
+		}
+	}
+}
+
 func (m *memDB) Partition(_ context.Context, drops map[string][]string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for from, tos := range drops {
-		for _, to := range tos {
-			m.cuts[from+"->"+to] = true
-		}
-	}
+	eachLink(drops, func(l string) { m.cuts[l] = true })
 	return nil
 }
 
@@ -106,11 +111,7 @@ func (m *memDB) Heal(context.Context) error {
 func (m *memDB) Shape(_ context.Context, links map[string][]string, p db.Packet) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for from, tos := range links {
-		for _, to := range tos {
-			m.shaped[from+"->"+to] = p
-		}
-	}
+	eachLink(links, func(l string) { m.shaped[l] = p })
 	return nil
 }
 
@@ -172,6 +173,21 @@ func readNemesis(t *testing.T, rec *histories.Recorder, path string) []histories
 		}
 	}
 	return ops
+}
+
+// runFor makes the nemesis of cfg and runs its schedule for d.
+func runFor(t *testing.T, cfg Config, d time.Duration) *Nemesis {
+	t.Helper()
+	nem, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := nem.Run(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return nem
 }
 
 // TestRunAndHeal runs a hand-made schedule that holds every kind of
@@ -314,15 +330,7 @@ func leaderFallback(t *testing.T) {
 	m := newMemDB(3)
 	rec, path := newRecorder(t)
 	sched := []Step{{At: 0, Kind: Kill, Target: Leader, Duration: time.Hour, Pick: 7}}
-	nem, err := New(Config{DB: m, Schedule: sched, Recorder: rec, Leaders: failingLeaders{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := nem.Run(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	nem := runFor(t, Config{DB: m, Schedule: sched, Recorder: rec, Leaders: failingLeaders{}}, 50*time.Millisecond)
 	if err := nem.Heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -360,15 +368,7 @@ func TestHealFailureIsReported(t *testing.T) { synctest.Test(t, healFailureIsRep
 func healFailureIsReported(t *testing.T) {
 	m := newMemDB(1)
 	rec, path := newRecorder(t)
-	nem, err := New(Config{DB: m, Recorder: rec, Schedule: []Step{{Kind: Pause, Target: One, Duration: time.Hour}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if err := nem.Run(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	nem := runFor(t, Config{DB: m, Recorder: rec, Schedule: []Step{{Kind: Pause, Target: One, Duration: time.Hour}}}, 30*time.Millisecond)
 	// Someone else resumed the node: the nemesis's resume now fails.
 	if err := m.Resume(context.Background(), m.nodes[0]); err != nil {
 		t.Fatal(err)

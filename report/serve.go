@@ -282,6 +282,10 @@ func (h *StoreHandler) index(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
+// VerdictWord is how a verdict reads in a summary or a table: "valid",
+// "INVALID" or "unknown".
+func VerdictWord(v verdict.Verdict) string { return verdictOf(v).Label }
+
 // ConfigSummary is the one-line summary of a test.json's configuration
 // (histories.TestConfig.Summary); "" when test.json does not parse.
 func ConfigSummary(testJSON []byte) string {

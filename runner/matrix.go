@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/internal/atomicfile"
+	"github.com/garantia/garantia/report"
 
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
@@ -258,7 +259,7 @@ var matrixHeader = []string{"acks", "sent", "acknowledged", "lost", "unseen", "d
 func (m *Matrix) cells() [][]string {
 	rows := [][]string{matrixHeader}
 	for _, r := range m.Rows {
-		v := verdictWord(r.Valid)
+		v := report.VerdictWord(r.Valid)
 		if r.Error != "" {
 			rows = append(rows, []string{r.Acks, "-", "-", "-", "-", "-", "-", "-", "-", "harness failed"})
 			continue
@@ -272,16 +273,6 @@ func (m *Matrix) cells() [][]string {
 		})
 	}
 	return rows
-}
-
-func verdictWord(v verdict.Verdict) string {
-	switch v {
-	case verdict.Valid:
-		return "valid"
-	case verdict.Invalid:
-		return "INVALID"
-	}
-	return "unknown"
 }
 
 // WriteTable writes the matrix as an aligned text table.

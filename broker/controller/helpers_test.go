@@ -16,6 +16,7 @@ import (
 
 	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/db/proxy"
+	"github.com/garantia/garantia/db/proxy/proxytest"
 	"github.com/garantia/garantia/internal/leakcheck"
 )
 
@@ -52,27 +53,9 @@ func (w *testWriter) stop() {
 	w.done = true
 }
 
-// newLink is the proxy of one directed link between two controllers,
-// closed when t ends. It is the harness's own proxy (package db/proxy),
-// so that these tests cut links exactly as `garantia test` does: a cut
-// holds the bytes in flight and new connections, as a packet drop does to
-// TCP, and delivers them when it heals.
-func newLink(t testing.TB, name, target string) *proxy.Proxy {
-	t.Helper()
-	p, err := proxy.New(proxy.Options{Name: name, Listen: "127.0.0.1:0", Upstream: target})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("closing link %s: %v", name, err)
-		}
-	})
-	return p
-}
-
 // cluster is n in-process controllers on loopback, ids 1..n, every
-// directed link through its own proxy.
+// directed link through its own proxy: the harness's (proxytest), so that
+// a cut is the fault `garantia test` injects.
 type cluster struct {
 	t       testing.TB
 	ids     []int32
@@ -117,7 +100,7 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 		c.proxies[from] = map[int32]*proxy.Proxy{}
 		for _, to := range c.ids {
 			if from != to {
-				c.proxies[from][to] = newLink(t, fmt.Sprintf("%d->%d", from, to), c.addrs[to])
+				c.proxies[from][to] = proxytest.New(t, fmt.Sprintf("%d->%d", from, to), c.addrs[to])
 			}
 		}
 	}
@@ -205,10 +188,8 @@ func (c *cluster) closeAll() {
 func (c *cluster) isolate(id int32, cut bool) {
 	for _, other := range c.ids {
 		if other != id {
-			for _, p := range []*proxy.Proxy{c.proxies[id][other], c.proxies[other][id]} {
-				p.Cut(proxy.Up, cut)
-				p.Cut(proxy.Down, cut)
-			}
+			proxytest.Cut(c.proxies[id][other], cut)
+			proxytest.Cut(c.proxies[other][id], cut)
 		}
 	}
 }

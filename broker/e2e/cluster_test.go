@@ -26,6 +26,8 @@ import (
 	"github.com/garantia/garantia/broker/replication"
 	"github.com/garantia/garantia/broker/wire"
 	"github.com/garantia/garantia/db/proxy"
+	"github.com/garantia/garantia/db/proxy/proxytest"
+	"github.com/garantia/garantia/internal/kafkatest"
 )
 
 // This file is the harness of the multi-node tests: in-process nodes
@@ -34,32 +36,6 @@ import (
 // UnfenceBroker to bring it back), and a TCP proxy on every directed
 // follower→leader link so that a test can cut replication between two
 // nodes while clients still reach both.
-
-// newLink is the proxy of one directed replication link (a follower's
-// fetches to a leader's Kafka listener), closed when t ends. It is the
-// harness's own proxy (package db/proxy), so that these tests cut links
-// exactly as `garantia test` does: a cut holds the bytes in flight and
-// new connections, as a packet drop does to TCP, and delivers them when
-// it heals.
-func newLink(t testing.TB, name string) *proxy.Proxy {
-	t.Helper()
-	p, err := proxy.New(proxy.Options{Name: name, Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("closing link %s: %v", name, err)
-		}
-	})
-	return p
-}
-
-// setCut cuts (true) or heals (false) both directions of link p.
-func setCut(p *proxy.Proxy, cut bool) {
-	p.Cut(proxy.Up, cut)
-	p.Cut(proxy.Down, cut)
-}
 
 // nodeView is one node's window onto the shared controller. A test can
 // blind it: the node keeps seeing the metadata of that moment (it is cut
@@ -136,7 +112,7 @@ type cluster struct {
 	t     testing.TB
 	ctrl  *metadata.Memory
 	nodes map[int32]*clusterNode
-	links map[[2]int32]*proxy.Proxy // [follower, leader]
+	links map[[2]int32]*proxy.Proxy // [follower, leader]: the harness's proxies (proxytest), so a cut is the fault garantia test injects
 }
 
 type clusterNode struct {
@@ -172,7 +148,7 @@ func newCluster(t testing.TB, opts clusterOpts) *cluster {
 	for _, from := range ids {
 		for _, to := range ids {
 			if from != to {
-				c.links[[2]int32{from, to}] = newLink(t, fmt.Sprintf("n%d->n%d", from, to))
+				c.links[[2]int32{from, to}] = proxytest.New(t, fmt.Sprintf("n%d->n%d", from, to), "")
 			}
 		}
 	}
@@ -278,14 +254,14 @@ func (c *cluster) unfence(id int32) {
 
 // cutLink cuts (or heals) follower's fetches from leader.
 func (c *cluster) cutLink(follower, leader int32, cut bool) {
-	setCut(c.links[[2]int32{follower, leader}], cut)
+	proxytest.Cut(c.links[[2]int32{follower, leader}], cut)
 }
 
 // isolate cuts (or heals) every other node's fetches from id.
 func (c *cluster) isolate(id int32, cut bool) {
 	for k, p := range c.links {
 		if k[1] == id {
-			setCut(p, cut)
+			proxytest.Cut(p, cut)
 		}
 	}
 }
@@ -506,17 +482,7 @@ func (c *cluster) roundTrip(id int32, req kmsg.Request, resp kmsg.Response, time
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
-	clientID := "test"
-	b := make([]byte, 4, 256)
-	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = kbin.AppendNullableString(b, &clientID)
-	if req.IsFlexible() {
-		b = append(b, 0)
-	}
-	b = req.AppendTo(b)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	b := kafkatest.Frame(req, 1, "test")
 	if _, err := conn.Write(b); err != nil {
 		c.t.Fatalf("node %d: %v", id, err)
 	}
@@ -524,13 +490,7 @@ func (c *cluster) roundTrip(id int32, req kmsg.Request, resp kmsg.Response, time
 	if err != nil {
 		c.t.Fatalf("node %d: reading the %s response: %v", id, kmsg.NameForKey(req.Key()), err)
 	}
-	body := frame[4:]
-	if resp.IsFlexible() {
-		rd := kbin.Reader{Src: body}
-		kmsg.SkipTags(&rd)
-		body = rd.Src
-	}
-	if err := resp.ReadFrom(body); err != nil {
+	if err := resp.ReadFrom(kafkatest.ResponseBody(resp, frame[4:])); err != nil {
 		c.t.Fatalf("node %d: decoding the %s response: %v", id, kmsg.NameForKey(req.Key()), err)
 	}
 }

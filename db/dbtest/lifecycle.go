@@ -3,11 +3,14 @@
 package dbtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,4 +137,36 @@ func CheckTornDown(t testing.TB, ctx context.Context, d db.DB, n db.Node) {
 	if err := d.Start(ctx, n); !errors.Is(err, db.ErrTornDown) {
 		t.Errorf("Start after Teardown = %v, want ErrTornDown", err)
 	}
+}
+
+// StartHelper runs this test binary again as a helper process, with no
+// test selected and env added to its environment (the helper's TestMain
+// reads it and acts), and returns the first line it prints (how it says
+// it is ready, and what it started) and crash, which SIGKILLs the helper
+// and waits for it. The helper is killed when t ends anyway. Tests of what
+// survives a harness killed without a teardown use it: the helper is that
+// harness.
+func StartHelper(t testing.TB, env ...string) (line string, crash func()) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(exe, "-test.run=^$")
+	helper.Env = append(os.Environ(), env...)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	crash = func() { once.Do(func() { _ = helper.Process.Kill(); _ = helper.Wait() }) }
+	t.Cleanup(crash)
+	line, err = bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper %v: %v", env, err)
+	}
+	return line, crash
 }

@@ -6,7 +6,6 @@ package docker
 // fail.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -569,23 +568,9 @@ func TestDockerCleanAfterCrash(t *testing.T) {
 	bin := garantiaBinary(t)
 	run := testRunID(t) + "-crash"
 	expectNothingLeft(t, eng, run)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper := exec.Command(exe, "-test.run=^$")
-	helper.Env = append(os.Environ(), helperModeEnv+"=crash", helperRunEnv+"="+run, helperBinEnv+"="+bin)
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready ") {
-		t.Fatalf("helper said %q (%v), want ready", line, err)
+	line, crash := dbtest.StartHelper(t, helperModeEnv+"=crash", helperRunEnv+"="+run, helperBinEnv+"="+bin)
+	if !strings.HasPrefix(line, "ready ") {
+		t.Fatalf("helper said %q, want ready", line)
 	}
 	t.Cleanup(func() { os.RemoveAll(strings.TrimSpace(strings.TrimPrefix(line, "ready "))) })
 	if len(leftovers(t, eng, run)) != 2 {
@@ -599,10 +584,7 @@ func TestDockerCleanAfterCrash(t *testing.T) {
 	if len(res.Removed) != 0 || len(res.Kept) != 2 {
 		t.Fatalf("clean of a live run removed %v, kept %v; want it kept", res.Removed, res.Kept)
 	}
-	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = helper.Wait()
+	crash()
 	switch left := leftovers(t, eng, run); len(left) {
 	case 2:
 	case 0:

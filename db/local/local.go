@@ -499,14 +499,7 @@ func (d *DB) Start(ctx context.Context, node db.Node) error {
 
 // Pause SIGSTOPs node.
 func (d *DB) Pause(ctx context.Context, node db.Node) error {
-	n, err := d.nodes.Lookup(node)
-	if err != nil {
-		return err
-	}
-	running, err := d.signal(n, syscall.SIGSTOP)
-	if err == nil && !running {
-		err = fmt.Errorf("local db: pause %s: %w", n.Name, errNotRunning)
-	}
+	n, err := d.signalRunning(node, "pause", syscall.SIGSTOP)
 	if err != nil {
 		return err
 	}
@@ -572,15 +565,23 @@ func allStopped(pid int) (bool, error) {
 
 // Resume SIGCONTs node.
 func (d *DB) Resume(ctx context.Context, node db.Node) error {
+	_, err := d.signalRunning(node, "resume", syscall.SIGCONT)
+	return err
+}
+
+// signalRunning sends sig to node's process group for the fault verb,
+// failing when the node is not running: a pause or resume of a dead
+// node is a nemesis that lost track, not a no-op.
+func (d *DB) signalRunning(node db.Node, verb string, sig syscall.Signal) (*node, error) {
 	n, err := d.nodes.Lookup(node)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	running, err := d.signal(n, syscall.SIGCONT)
+	running, err := d.signal(n, sig)
 	if err == nil && !running {
-		err = fmt.Errorf("local db: resume %s: %w", n.Name, errNotRunning)
+		err = fmt.Errorf("local db: %s %s: %w", verb, n.Name, errNotRunning)
 	}
-	return err
+	return n, err
 }
 
 var errNotRunning = errors.New("node is not running")

@@ -1,13 +1,11 @@
 package local
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -206,24 +204,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // its broker with it, through Pdeathsig.
 func TestNoOrphans(t *testing.T) {
 	bin := buildtest.Binary(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper := exec.Command(exe, "-test.run=^$")
-	helper.Env = append(os.Environ(), helperDirEnv+"="+t.TempDir(), helperBinEnv+"="+bin)
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper: %v", err)
-	}
+	line, crash := dbtest.StartHelper(t, helperDirEnv+"="+t.TempDir(), helperBinEnv+"="+bin)
 	var pid int
 	if f := strings.Fields(line); len(f) == 2 && f[0] == "pid" {
 		pid, _ = strconv.Atoi(f[1])
@@ -235,10 +216,7 @@ func TestNoOrphans(t *testing.T) {
 	if !alive(pid) {
 		t.Fatalf("broker %d is not running under the helper", pid)
 	}
-	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = helper.Wait()
+	crash()
 	waitDead(t, pid, 5*time.Second)
 }
 

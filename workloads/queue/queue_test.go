@@ -75,20 +75,27 @@ func TestRunAndDrain(t *testing.T) {
 			if err := w.Run(context.Background(), 700*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
-			if err := w.Drain(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := rec.Close(); err != nil {
-				t.Fatal(err)
-			}
-			ops, _, err := histories.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ops := drainAndRead(t, context.Background(), w, rec, path)
 			checkHistory(t, ops, acks)
 			checkDrainMarkers(t, ops, histories.OK)
 		})
 	}
+}
+
+// drainAndRead drains w with ctx, closes the history and reads it back.
+func drainAndRead(t *testing.T, ctx context.Context, w *Workload, rec *histories.Recorder, path string) []histories.Op {
+	t.Helper()
+	if err := w.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ops, _, err := histories.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops
 }
 
 // checkDrainMarkers checks that ops hold exactly one drain, framed as the
@@ -138,16 +145,7 @@ func TestDrainCutShort(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := w.Drain(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ops, _, err := histories.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops := drainAndRead(t, ctx, w, rec, path)
 	checkDrainMarkers(t, ops, histories.Info)
 	end := ops[len(ops)-1]
 	if !strings.Contains(end.Error, "interrupted") || !strings.Contains(end.Error, "partition 0") {
@@ -255,16 +253,7 @@ func TestKilledNode(t *testing.T) {
 	if err := d.Start(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ops, _, err := histories.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops := drainAndRead(t, context.Background(), w, rec, path)
 	fails, oks := 0, 0
 	for _, op := range ops {
 		if op.F != histories.FSend {
