@@ -29,6 +29,11 @@
 //     as Jepsen does. [Nemesis.Heal] ends whatever is in force and starts
 //     every node, before the final drain.
 //
+// Each fault kind is a type behind the fault interface (kinds.go): its
+// name, targets, the behaviours the schedule draws for it, the resource it
+// acts on, what it needs of the backend, and how it starts and ends.
+// Adding a kind is adding a type to the faults list.
+//
 // Faults and their targets (Jepsen's names where Jepsen has them):
 //
 //	partition   one, majority, majorities-ring, bridge, leader

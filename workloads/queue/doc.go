@@ -38,5 +38,8 @@
 // assign in fixed proportions, keys uniformly), paced to a total rate.
 // After the run, Drain reads every partition with a fresh consumer from
 // the start up to its end offset, recorded as ordinary assign and poll
-// operations, so that the checker sees every committed value.
+// operations, so that the checker sees every committed value. The drain
+// is framed by process -1 "drain" markers (histories.FDrain): an
+// invocation when it begins, ok once every partition was read to the end
+// offset it had then, info naming what fell short when it was cut short.
 package queue
