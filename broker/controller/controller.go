@@ -60,7 +60,10 @@ type Controller struct {
 	closeErr  error
 }
 
-var _ metadata.Controller = (*Controller)(nil)
+var (
+	_ metadata.Controller  = (*Controller)(nil)
+	_ metadata.Propagation = (*Controller)(nil)
+)
 
 // SessionActive implements server.SessionLease: it reports whether the
 // last heartbeat the controller acknowledged was sent less than a session
@@ -359,6 +362,84 @@ func (c *Controller) AlterISR(ctx context.Context, topic string, index int32, le
 			topic, index, resp.Index, err)
 	}
 	return *resp.Partition, nil
+}
+
+// DeleteTopic implements metadata.Controller.
+func (c *Controller) DeleteTopic(ctx context.Context, name string) error {
+	return c.change(ctx, &request{Op: opDeleteTopic, Topic: &topicParams{Name: name}}, fmt.Sprintf("delete topic %q", name))
+}
+
+// CreatePartitions implements metadata.Controller.
+func (c *Controller) CreatePartitions(ctx context.Context, name string, count int32) error {
+	return c.change(ctx, &request{Op: opCreatePartitions, Topic: &topicParams{Name: name, Partitions: count}},
+		fmt.Sprintf("grow topic %q to %d partitions", name, count))
+}
+
+// change sends a metadata change to the controller and waits until this
+// node has applied it.
+func (c *Controller) change(ctx context.Context, req *request, what string) error {
+	resp, err := c.call(ctx, req)
+	if err != nil {
+		return fmt.Errorf("controller: %w", withContext(err, what))
+	}
+	if err := c.waitApplied(ctx, resp.Index); err != nil {
+		return fmt.Errorf("controller: %s was committed at metadata index %d, but this node has not applied it yet: %w", what, resp.Index, err)
+	}
+	return nil
+}
+
+// Sync implements metadata.Propagation: it asks the controller for the
+// last metadata log index it applied and waits until this node has
+// applied as much. Everything a client may have learned from any broker
+// before the call is then in this node's Snapshot.
+func (c *Controller) Sync(ctx context.Context) error {
+	resp, err := c.call(ctx, &request{Op: opReadIndex})
+	if err != nil {
+		return fmt.Errorf("controller: %w", withContext(err, "read index"))
+	}
+	if err := c.waitApplied(ctx, resp.Index); err != nil {
+		return fmt.Errorf("controller: the controller has applied the metadata log to index %d, this node only to %d: %w", resp.Index, c.fsm.appliedIndex(), err)
+	}
+	return nil
+}
+
+// WaitApplied implements metadata.Propagation: it asks each broker's
+// node (over its controller port, where this node reaches it) to answer
+// once it has applied the metadata log up to version, retrying until ctx
+// ends.
+func (c *Controller) WaitApplied(ctx context.Context, brokers []int32, version uint64) error {
+	var errs []error
+	for _, id := range brokers {
+		if err := c.waitBrokerApplied(ctx, id, version); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) waitBrokerApplied(ctx context.Context, id int32, version uint64) error {
+	if id == c.cfg.NodeID {
+		return c.waitApplied(ctx, version)
+	}
+	backoff := 5 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		resp, err := c.callPeer(actx, id, &request{Op: opWaitApplied, Index: version})
+		cancel()
+		if err == nil {
+			if err = resp.err(); err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("controller: broker %d has not confirmed applying metadata index %d: %w (last error: %v)", id, version, ctx.Err(), err)
+		case <-c.ctx.Done():
+			return fmt.Errorf("controller: waiting for broker %d to apply metadata index %d: this node's controller is closed", id, version)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
 }
 
 // withContext prefixes what was asked to errors of the RPC itself; a

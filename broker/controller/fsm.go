@@ -31,6 +31,10 @@ const (
 	cmdCreateTopic = "create_topic"
 	// cmdAlterISR is metadata.AlterISR.
 	cmdAlterISR = "alter_isr"
+	// cmdDeleteTopic is metadata.DeleteTopic.
+	cmdDeleteTopic = "delete_topic"
+	// cmdCreatePartitions is metadata.CreatePartitions.
+	cmdCreatePartitions = "create_partitions"
 )
 
 // command is one entry of the metadata log: a small JSON record naming a
@@ -42,6 +46,7 @@ type command struct {
 	Incarnation uint64             `json:"incarnation,omitempty"`
 	CreateTopic *createTopicParams `json:"create_topic,omitempty"`
 	AlterISR    *alterISRParams    `json:"alter_isr,omitempty"`
+	Topic       *topicParams       `json:"topic,omitempty"`
 }
 
 // applyResult is what fsm.Apply returns to the proposer through raft's
@@ -259,6 +264,22 @@ func (f *fsm) transition(s *metadata.Snapshot, cmd *command, index uint64) (*met
 		part, _ := next.Partition(p.Topic, p.Index)
 		part = part.Clone()
 		return next, applyResult{partition: &part}
+	case cmdDeleteTopic, cmdCreatePartitions:
+		p := cmd.Topic
+		if p == nil {
+			return fail(fmt.Errorf("controller: %s command without arguments: %w", cmd.Type, errBadRequest))
+		}
+		var next *metadata.Snapshot
+		var err error
+		if cmd.Type == cmdDeleteTopic {
+			next, err = metadata.DeleteTopic(s, p.Name)
+		} else {
+			next, err = metadata.CreatePartitions(s, p.Name, p.Partitions)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return next, applyResult{}
 	default:
 		return fail(fmt.Errorf("controller: unknown command type %q in metadata log entry %d: %w", cmd.Type, index, errBadRequest))
 	}

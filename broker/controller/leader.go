@@ -247,12 +247,22 @@ func (c *Controller) propose(ctx context.Context, cmd *command) (res applyResult
 	return res, f.Index(), nil
 }
 
-// handle answers one request as the controller.
+// handle answers one request as the controller (opWaitApplied as any
+// node).
 func (c *Controller) handle(ctx context.Context, req *request) *response {
+	if req.Op == opWaitApplied {
+		return c.serveWaitApplied(ctx, req.Index)
+	}
 	if c.raft.State() != raft.Leader {
 		return c.notController()
 	}
 	switch {
+	case req.Op == opReadIndex:
+		return &response{LeaderID: c.cfg.NodeID, Index: c.fsm.appliedIndex()}
+	case req.Op == opDeleteTopic && req.Topic != nil:
+		return c.serveChange(ctx, &command{Type: cmdDeleteTopic, Topic: req.Topic})
+	case req.Op == opCreatePartitions && req.Topic != nil:
+		return c.serveChange(ctx, &command{Type: cmdCreatePartitions, Topic: req.Topic})
 	case req.Op == opHeartbeat && req.Heartbeat != nil:
 		return c.serveHeartbeat(ctx, req.Heartbeat)
 	case req.Op == opCreateTopic && req.CreateTopic != nil:
@@ -262,6 +272,16 @@ func (c *Controller) handle(ctx context.Context, req *request) *response {
 	default:
 		return errorResponse(fmt.Errorf("controller: request %q without its arguments or of an unknown kind: %w", req.Op, errBadRequest))
 	}
+}
+
+// serveWaitApplied answers once this node has applied the metadata log up
+// to index, or with NO_CONTROLLER (retryable) when ctx ends first.
+func (c *Controller) serveWaitApplied(ctx context.Context, index uint64) *response {
+	if err := c.waitApplied(ctx, index); err != nil {
+		return errorResponse(fmt.Errorf("broker %d: applied the metadata log to index %d, not yet to %d: %w: %w",
+			c.cfg.NodeID, c.fsm.appliedIndex(), index, metadata.ErrNoController, err))
+	}
+	return &response{LeaderID: c.LeaderID(), Index: c.fsm.appliedIndex()}
 }
 
 func (c *Controller) notController() *response {

@@ -27,6 +27,16 @@ const (
 	opHeartbeat   = "heartbeat"
 	opCreateTopic = "create_topic"
 	opAlterISR    = "alter_isr"
+	// opDeleteTopic and opCreatePartitions are metadata.DeleteTopic and
+	// metadata.CreatePartitions.
+	opDeleteTopic      = "delete_topic"
+	opCreatePartitions = "create_partitions"
+	// opReadIndex asks the controller for the index of the last metadata
+	// log entry it applied (see Controller.Sync).
+	opReadIndex = "read_index"
+	// opWaitApplied asks any node, controller or not, to answer once it
+	// has applied the metadata log up to Index (see WaitApplied).
+	opWaitApplied = "wait_applied"
 )
 
 // request is one controller RPC.
@@ -37,6 +47,15 @@ type request struct {
 	Heartbeat   *heartbeatRequest  `json:"heartbeat,omitempty"`
 	CreateTopic *createTopicParams `json:"create_topic,omitempty"`
 	AlterISR    *alterISRParams    `json:"alter_isr,omitempty"`
+	Topic       *topicParams       `json:"topic,omitempty"`
+	// Index is the metadata log index opWaitApplied waits for.
+	Index uint64 `json:"index,omitempty"`
+}
+
+// topicParams name a topic to delete, or to grow to Partitions partitions.
+type topicParams struct {
+	Name       string `json:"name"`
+	Partitions int32  `json:"partitions,omitempty"`
 }
 
 // heartbeatRequest registers a broker incarnation and keeps its session.

@@ -18,7 +18,10 @@ type Memory struct {
 	down bool
 }
 
-var _ Controller = (*Memory)(nil)
+var (
+	_ Controller  = (*Memory)(nil)
+	_ Propagation = (*Memory)(nil)
+)
 
 // NewMemory returns an in-memory controller with these brokers registered
 // and live.
@@ -83,6 +86,23 @@ func (m *Memory) AlterISR(_ context.Context, topic string, index int32, leaderEp
 	})
 	return out, err
 }
+
+// DeleteTopic implements Controller.
+func (m *Memory) DeleteTopic(_ context.Context, name string) error {
+	return m.apply(func(s *Snapshot) (*Snapshot, error) { return DeleteTopic(s, name) })
+}
+
+// CreatePartitions implements Controller.
+func (m *Memory) CreatePartitions(_ context.Context, name string, count int32) error {
+	return m.apply(func(s *Snapshot) (*Snapshot, error) { return CreatePartitions(s, name, count) })
+}
+
+// Sync implements Propagation: every node of a test shares this one
+// state, so none is ever behind.
+func (m *Memory) Sync(context.Context) error { return nil }
+
+// WaitApplied implements Propagation; see Sync.
+func (m *Memory) WaitApplied(context.Context, []int32, uint64) error { return nil }
 
 // Close implements Controller; the shared state stays for other nodes.
 func (m *Memory) Close() error { return nil }

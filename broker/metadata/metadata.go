@@ -26,7 +26,8 @@ var (
 	// ErrInvalidReplicationFactor: the replication factor is below 1 or
 	// above the number of registered brokers.
 	ErrInvalidReplicationFactor = errors.New("metadata: invalid replication factor")
-	// ErrInvalidPartitions: the partition count is below 1.
+	// ErrInvalidPartitions: the partition count is below 1, or a topic
+	// would not grow by adding partitions.
 	ErrInvalidPartitions = errors.New("metadata: invalid partition count")
 	// ErrFencedLeaderEpoch: an ISR change came from a leader whose epoch is
 	// no longer current: it was deposed and must not change the ISR.
@@ -114,6 +115,11 @@ type Snapshot struct {
 	ControllerID int32             `json:"controller_id"`
 	Brokers      map[int32]Broker  `json:"brokers"`
 	Topics       map[string]*Topic `json:"topics"`
+	// Deletions counts, per topic name, how often a topic of that name was
+	// deleted: a topic created again gets a topic id of its own, so that
+	// clients tell it from the one they knew (and do not carry leader
+	// epochs or offsets over).
+	Deletions map[string]int32 `json:"deletions,omitempty"`
 }
 
 // Partition returns the state of topic/index and whether it exists.
@@ -132,6 +138,7 @@ func (s *Snapshot) Clone() *Snapshot {
 		ControllerID: s.ControllerID,
 		Brokers:      maps.Clone(s.Brokers),
 		Topics:       make(map[string]*Topic, len(s.Topics)),
+		Deletions:    maps.Clone(s.Deletions),
 	}
 	if c.Brokers == nil {
 		c.Brokers = map[int32]Broker{}
@@ -168,6 +175,33 @@ type Controller interface {
 	// applied locally, so the leader never acts on an ISR that is not yet
 	// committed.
 	AlterISR(ctx context.Context, topic string, index int32, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error)
+	// DeleteTopic removes a topic and its partitions from the metadata and
+	// returns once that is committed and applied locally; every replica
+	// then stops serving it and deletes its log. Errors: ErrUnknownTopic,
+	// ErrNoController.
+	DeleteTopic(ctx context.Context, name string) error
+	// CreatePartitions grows a topic to count partitions, placing the new
+	// ones over the live brokers with the topic's replication factor, and
+	// returns once that is committed and applied locally. Errors:
+	// ErrUnknownTopic, ErrInvalidPartitions (count not above the current
+	// one), ErrInvalidReplicationFactor, ErrNoController.
+	CreatePartitions(ctx context.Context, name string, count int32) error
 	// Close stops the broker's participation (heartbeats, metadata log).
 	Close() error
+}
+
+// Propagation is implemented by a Controller whose brokers may apply the
+// metadata at different moments (the Raft controller: each node applies the
+// log as it reaches it). A broker that answers from its own copy must
+// sometimes know it is not behind: when a client names a topic or a
+// leadership this node has not applied yet, the client learned it from a
+// broker that is further along, and answering "unknown" would lose an
+// acks=0 write or send the client away for nothing.
+type Propagation interface {
+	// Sync waits until this node has applied every metadata change the
+	// controller had applied when Sync was called (a read index).
+	Sync(ctx context.Context) error
+	// WaitApplied waits until each of brokers has applied the metadata log
+	// up to version (a Snapshot's Version); this node answers for itself.
+	WaitApplied(ctx context.Context, brokers []int32, version uint64) error
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // The transitions below are the only way metadata changes. They are pure
@@ -14,9 +15,20 @@ import (
 // Each takes a snapshot it does not modify and returns the next one.
 
 // TopicID derives a stable topic id from its name, so every node and every
-// restart agree on it without storing it separately.
-func TopicID(name string) [16]byte {
-	sum := sha256.Sum256([]byte("garantia-topic:" + name))
+// restart agree on it without storing it separately. It is the id of the
+// first topic of that name; one created again after a deletion gets
+// TopicIDAfter(name, deletions).
+func TopicID(name string) [16]byte { return TopicIDAfter(name, 0) }
+
+// TopicIDAfter is the id of the topic called name created after deletions
+// earlier topics of that name were deleted: every incarnation has its own,
+// as Kafka gives each creation a fresh UUID.
+func TopicIDAfter(name string, deletions int32) [16]byte {
+	seed := "garantia-topic:" + name
+	if deletions > 0 {
+		seed += "#" + strconv.Itoa(int(deletions))
+	}
+	sum := sha256.Sum256([]byte(seed))
 	var id [16]byte
 	copy(id[:], sum[:16])
 	return id
@@ -151,13 +163,7 @@ func CreateTopic(s *Snapshot, name string, partitions int32, replicationFactor i
 	if partitions < 1 {
 		return nil, fmt.Errorf("create topic %q with %d partitions: %w", name, partitions, ErrInvalidPartitions)
 	}
-	var live []int32
-	for id, b := range s.Brokers {
-		if !b.Fenced {
-			live = append(live, id)
-		}
-	}
-	sort.Slice(live, func(i, j int) bool { return live[i] < live[j] })
+	live := liveBrokers(s)
 	if replicationFactor < 1 || int(replicationFactor) > len(live) {
 		return nil, fmt.Errorf("create topic %q with replication factor %d over %d live brokers: %w",
 			name, replicationFactor, len(live), ErrInvalidReplicationFactor)
@@ -166,21 +172,80 @@ func CreateTopic(s *Snapshot, name string, partitions int32, replicationFactor i
 		cfg.MinInsyncReplicas = 1
 	}
 	n := s.Clone()
-	t := &Topic{Name: name, ID: TopicID(name), Config: cfg, Partitions: make([]Partition, partitions)}
+	t := &Topic{Name: name, ID: TopicIDAfter(name, s.Deletions[name]), Config: cfg, Partitions: make([]Partition, partitions)}
 	for i := range t.Partitions {
-		replicas := make([]int32, replicationFactor)
-		for r := range replicas {
-			replicas[r] = live[(i+r)%len(live)]
-		}
-		t.Partitions[i] = Partition{
-			Topic:    name,
-			Index:    int32(i),
-			Replicas: replicas,
-			ISR:      slices.Clone(replicas),
-			Leader:   replicas[0],
-		}
+		t.Partitions[i] = newPartition(name, int32(i), live, replicationFactor)
 	}
 	n.Topics[name] = t
+	n.Version++
+	return n, nil
+}
+
+// liveBrokers are the unfenced brokers in id order.
+func liveBrokers(s *Snapshot) []int32 {
+	var live []int32
+	for id, b := range s.Brokers {
+		if !b.Fenced {
+			live = append(live, id)
+		}
+	}
+	slices.Sort(live)
+	return live
+}
+
+// newPartition places partition index of a topic: replicationFactor
+// replicas round-robin over live (consecutive partitions start one broker
+// further, spreading the leaders), the first leading, all in sync (the
+// logs are empty).
+func newPartition(topic string, index int32, live []int32, replicationFactor int16) Partition {
+	replicas := make([]int32, replicationFactor)
+	for r := range replicas {
+		replicas[r] = live[(int(index)+r)%len(live)]
+	}
+	return Partition{Topic: topic, Index: index, Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0]}
+}
+
+// DeleteTopic removes a topic and its partitions. Every broker that
+// replicated it stops serving it and deletes its log when it applies this;
+// a topic created later under the same name is a new topic with its own id.
+func DeleteTopic(s *Snapshot, name string) (*Snapshot, error) {
+	if _, ok := s.Topics[name]; !ok {
+		return nil, fmt.Errorf("delete topic %q: %w", name, ErrUnknownTopic)
+	}
+	n := s.Clone()
+	delete(n.Topics, name)
+	if n.Deletions == nil {
+		n.Deletions = map[string]int32{}
+	}
+	n.Deletions[name]++
+	n.Version++
+	return n, nil
+}
+
+// CreatePartitions grows a topic to count partitions. The new ones get the
+// topic's replication factor, placed round-robin over the live brokers as
+// at creation; existing partitions are untouched. Kafka never shrinks a
+// topic (keys would move between partitions), so count must exceed the
+// current partition count.
+func CreatePartitions(s *Snapshot, name string, count int32) (*Snapshot, error) {
+	t, ok := s.Topics[name]
+	if !ok {
+		return nil, fmt.Errorf("create partitions of %q: %w", name, ErrUnknownTopic)
+	}
+	have := int32(len(t.Partitions))
+	if count <= have {
+		return nil, fmt.Errorf("create partitions of %q: %d requested, it has %d already (a topic only grows): %w", name, count, have, ErrInvalidPartitions)
+	}
+	rf := int16(len(t.Partitions[0].Replicas))
+	live := liveBrokers(s)
+	if int(rf) > len(live) {
+		return nil, fmt.Errorf("create partitions of %q with replication factor %d over %d live brokers: %w", name, rf, len(live), ErrInvalidReplicationFactor)
+	}
+	n := s.Clone()
+	nt := n.Topics[name]
+	for i := have; i < count; i++ {
+		nt.Partitions = append(nt.Partitions, newPartition(name, i, live, rf))
+	}
 	n.Version++
 	return n, nil
 }

@@ -148,6 +148,11 @@ type Manager struct {
 	closed   bool
 	// alterFailing marks partitions whose last ISR change failed.
 	alterFailing map[tp]bool
+	// topicIDs are the topics of the last reconciled metadata, by name:
+	// a topic that leaves the metadata, or comes back with another id,
+	// was deleted, and its local logs go (see deleteGone). Guarded by
+	// reconcileMu; nil before the first reconciliation.
+	topicIDs map[string][16]byte
 
 	isrKick chan struct{}
 }
@@ -255,6 +260,7 @@ func (m *Manager) Reconcile() {
 		return
 	}
 	snap := m.ctrl.Snapshot()
+	m.deleteGone(snap)
 	now := time.Now()
 	self := m.cfg.NodeID
 	seen := map[tp]bool{}
@@ -307,8 +313,8 @@ func (m *Manager) Reconcile() {
 	}
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return // Close stops the fetchers; start none after it
 	}
 	for k, part := range m.parts {
@@ -331,6 +337,7 @@ func (m *Manager) Reconcile() {
 		}
 		f.assign(parts, urgent[leader])
 	}
+	m.mu.Unlock()
 }
 
 // truncateToHW is --bug hw-truncation: on becoming follower, truncate to
