@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/garantia/garantia/broker/group"
 	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/partition"
 	"github.com/garantia/garantia/broker/replication"
@@ -102,6 +104,29 @@ type Config struct {
 	HWCheckpointInterval time.Duration
 	// Bugs are the enabled bug switches (--bug).
 	Bugs replication.Bugs
+
+	// OffsetsTopicPartitions is the partition count of the offsets topic
+	// (__consumer_offsets) when this node creates it
+	// (--offsets-topic-partitions); 0 means
+	// server.DefaultOffsetsTopicPartitions.
+	OffsetsTopicPartitions int32
+	// OffsetsTopicReplicationFactor is its replication factor
+	// (--offsets-topic-replication-factor); 0 means 3, or the cluster's
+	// size (this node and its peers) when smaller, as Kafka's
+	// offsets.topic.replication.factor of 3 would be on a test cluster.
+	OffsetsTopicReplicationFactor int16
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound a group
+	// member's session timeout (--group-min-session-timeout,
+	// --group-max-session-timeout); 0 means group's defaults (Kafka's 6s
+	// and 30m).
+	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+	// GroupInitialRebalanceDelay is how long the first rebalance of an
+	// empty group waits for more members (--group-initial-rebalance-delay);
+	// 0 means Kafka's 3s, a negative value none.
+	GroupInitialRebalanceDelay time.Duration
+	// OffsetsCommitTimeout bounds the wait of a write to the offsets topic
+	// for its commit (--offsets-commit-timeout); 0 means Kafka's 5s.
+	OffsetsCommitTimeout time.Duration
 }
 
 func (c Config) validate() error {
@@ -120,6 +145,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("default replication factor %d is negative", c.DefaultReplicationFactor)
 	case c.MinInsyncReplicas < 0:
 		return fmt.Errorf("min insync replicas %d is negative", c.MinInsyncReplicas)
+	case c.OffsetsTopicPartitions < 0 || c.OffsetsTopicReplicationFactor < 0:
+		return fmt.Errorf("offsets topic partitions %d and replication factor %d: must not be negative", c.OffsetsTopicPartitions, c.OffsetsTopicReplicationFactor)
+	case c.GroupMinSessionTimeout < 0, c.GroupMaxSessionTimeout < 0, c.OffsetsCommitTimeout < 0:
+		return fmt.Errorf("negative group timeout (min session %v, max session %v, offsets commit %v)", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout, c.OffsetsCommitTimeout)
 	case c.ReplicaLagTimeMax < 0, c.ReplicaFetchMaxWait < 0, c.RequestTimeout < 0, c.HWCheckpointInterval < 0:
 		return fmt.Errorf("negative duration (replica lag time max %v, replica fetch max wait %v, request timeout %v, HW checkpoint interval %v)",
 			c.ReplicaLagTimeMax, c.ReplicaFetchMaxWait, c.RequestTimeout, c.HWCheckpointInterval)
@@ -166,6 +195,7 @@ func splitAdvertise(hostport string) (string, int32, error) {
 type Node struct {
 	addr     net.Addr
 	replicas *replication.Manager
+	groups   *group.Coordinator
 	ctrl     metadata.Controller
 	done     chan struct{}
 	err      error
@@ -291,23 +321,51 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// for its partitions at once.
 	rm.Reconcile()
 	pids.atLeast(rm.MaxProducerID())
+	offsetsRF := cfg.OffsetsTopicReplicationFactor
+	if offsetsRF == 0 {
+		offsetsRF = int16(min(3, 1+len(cfg.PeerKafkaAddrs)))
+	}
+	var sessionActive func() bool
+	if l, ok := ctrl.(server.SessionLease); ok && !cfg.Bugs.StaleLeader {
+		sessionActive = l.SessionActive
+	}
+	groups, err := group.New(group.Config{
+		NodeID:                cfg.ID,
+		Metadata:              ctrl,
+		Replicas:              rm,
+		SessionActive:         sessionActive,
+		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
+		CommitTimeout:         cfg.OffsetsCommitTimeout,
+		Logger:                logger,
+	})
+	if err != nil {
+		ln.Close()
+		return fail(fmt.Errorf("broker: %w", err))
+	}
 	srv, err := server.New(server.Config{
-		NodeID:                   cfg.ID,
-		AutoCreateTopics:         cfg.AutoCreateTopics,
-		DefaultPartitions:        cfg.Partitions,
-		DefaultReplicationFactor: max(cfg.DefaultReplicationFactor, 1),
-		DefaultTopicConfig:       topicDefaults,
-		RequestTimeout:           cfg.RequestTimeout,
-		EarlyAckBug:              cfg.Bugs.EarlyAck,
-		StaleLeaderBug:           cfg.Bugs.StaleLeader,
-		MaxFrameBytes:            cfg.MaxFrameBytes,
-		Logger:                   logger,
+		NodeID:                        cfg.ID,
+		AutoCreateTopics:              cfg.AutoCreateTopics,
+		DefaultPartitions:             cfg.Partitions,
+		DefaultReplicationFactor:      max(cfg.DefaultReplicationFactor, 1),
+		DefaultTopicConfig:            topicDefaults,
+		RequestTimeout:                cfg.RequestTimeout,
+		EarlyAckBug:                   cfg.Bugs.EarlyAck,
+		StaleLeaderBug:                cfg.Bugs.StaleLeader,
+		MaxFrameBytes:                 cfg.MaxFrameBytes,
+		Groups:                        groups,
+		OffsetsTopicPartitions:        cfg.OffsetsTopicPartitions,
+		OffsetsTopicReplicationFactor: offsetsRF,
+		BrokerSettings:                brokerSettings(cfg, topicDefaults, offsetsRF),
+		Logger:                        logger,
 	}, ctrl, rm, pids)
 	if err != nil {
 		ln.Close()
 		return fail(fmt.Errorf("broker: %w", err))
 	}
 	rm.Start()
+	groups.Start()
 
 	maxFrame := cfg.MaxFrameBytes
 	if maxFrame == 0 {
@@ -320,10 +378,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		"unclean_leader_election", cfg.UncleanLeaderElection, "replica_lag_time_max", orDefault(cfg.ReplicaLagTimeMax, replication.DefaultReplicaLagTimeMax).String(),
 		"bugs", cfg.Bugs.Names())
 
-	n := &Node{addr: ln.Addr(), replicas: rm, ctrl: ctrl, done: make(chan struct{})}
+	n := &Node{addr: ln.Addr(), replicas: rm, groups: groups, ctrl: ctrl, done: make(chan struct{})}
 	go func() {
 		defer close(n.done)
 		serveErr := srv.Serve(ctx, ln)
+		groups.Close()
 		rmErr := rm.Close()
 		if rmErr != nil {
 			rmErr = fmt.Errorf("broker: stopping replication: %w", rmErr)
@@ -350,6 +409,57 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// brokerSettings are this node's settings under Kafka's names, for
+// DescribeConfigs.
+func brokerSettings(cfg Config, topic metadata.TopicConfig, offsetsRF int16) map[string]string {
+	ms := func(d, def time.Duration) string { return strconv.FormatInt(orDefault(d, def).Milliseconds(), 10) }
+	segment := cfg.SegmentBytes
+	if segment == 0 {
+		segment = storage.DefaultSegmentBytes
+	}
+	fsync := cfg.Fsync
+	if fsync == "" {
+		fsync = storage.FsyncNever
+	}
+	offsetsParts := cfg.OffsetsTopicPartitions
+	if offsetsParts == 0 {
+		offsetsParts = server.DefaultOffsetsTopicPartitions
+	}
+	delay := orDefault(cfg.GroupInitialRebalanceDelay, group.DefaultInitialRebalanceDelay)
+	settings := map[string]string{
+		"broker.id":                        strconv.Itoa(int(cfg.ID)),
+		"auto.create.topics.enable":        strconv.FormatBool(cfg.AutoCreateTopics),
+		"num.partitions":                   strconv.Itoa(int(cfg.Partitions)),
+		"default.replication.factor":       strconv.Itoa(int(max(cfg.DefaultReplicationFactor, 1))),
+		"min.insync.replicas":              strconv.Itoa(int(topic.MinInsyncReplicas)),
+		"unclean.leader.election.enable":   strconv.FormatBool(topic.UncleanLeaderElection),
+		"replica.lag.time.max.ms":          ms(cfg.ReplicaLagTimeMax, replication.DefaultReplicaLagTimeMax),
+		"replica.fetch.wait.max.ms":        ms(cfg.ReplicaFetchMaxWait, replication.DefaultFetchMaxWait),
+		"request.timeout.ms":               ms(cfg.RequestTimeout, server.DefaultRequestTimeout),
+		"log.segment.bytes":                strconv.FormatInt(segment, 10),
+		"log.retention.ms":                 "-1",
+		"offsets.topic.num.partitions":     strconv.Itoa(int(offsetsParts)),
+		"offsets.topic.replication.factor": strconv.Itoa(int(offsetsRF)),
+		"offsets.commit.timeout.ms":        ms(cfg.OffsetsCommitTimeout, group.DefaultCommitTimeout),
+		"group.min.session.timeout.ms":     ms(cfg.GroupMinSessionTimeout, group.DefaultMinSessionTimeout),
+		"group.max.session.timeout.ms":     ms(cfg.GroupMaxSessionTimeout, group.DefaultMaxSessionTimeout),
+		"group.initial.rebalance.delay.ms": strconv.FormatInt(max(delay, 0).Milliseconds(), 10),
+		"socket.request.max.bytes":         strconv.Itoa(cmp.Or(cfg.MaxFrameBytes, wire.DefaultMaxFrameBytes)),
+	}
+	// The fsync policy under Kafka's names: every message, every
+	// interval, or never (the kernel's business).
+	switch fsync {
+	case storage.FsyncAlways:
+		settings["log.flush.interval.messages"] = "1"
+	case storage.FsyncInterval:
+		settings["log.flush.interval.ms"] = ms(cfg.FsyncInterval, storage.DefaultFsyncInterval)
+		settings["log.flush.interval.messages"] = "9223372036854775807"
+	default:
+		settings["log.flush.interval.messages"] = "9223372036854775807"
+	}
+	return settings
 }
 
 // Run is Start followed by Wait.

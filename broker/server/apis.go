@@ -3,13 +3,14 @@ package server
 import (
 	"context"
 	"errors"
-	"reflect"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/garantia/garantia/broker/group"
 	"github.com/garantia/garantia/broker/storage"
 	"github.com/garantia/garantia/broker/wire"
 )
@@ -21,19 +22,37 @@ type VersionRange struct {
 }
 
 // SupportedAPIs is every request the broker serves, as ApiVersions
-// advertises it. The ranges cover what franz-go's kgo (v1.22) and
-// librdkafka 2.x negotiate. Fetch stops at v12 and Produce at v12 because
-// v13 addresses topics by id only; ListOffsets stops at v6 because v7 asks
-// for max-timestamp lookups.
+// advertises it; anything else is refused (see handleFrame). The ranges
+// cover what franz-go's kgo (v1.22), sarama (1.61), kafka-go (0.4) and
+// librdkafka 2.x send. Fetch stops at v12 and Produce at v12 because v13
+// addresses topics by id only; ListOffsets stops at v6 because v7 asks for
+// max-timestamp lookups; OffsetCommit and OffsetFetch stop at v9 because
+// v10 addresses topics by id; FindCoordinator stops at v5 because v6 adds
+// share groups. The group APIs (FindCoordinator through DeleteGroups) are
+// served only with a group coordinator (Config.Groups).
 var SupportedAPIs = []VersionRange{
 	{Key: int16(kmsg.Produce), Min: 3, Max: 12},
 	{Key: int16(kmsg.Fetch), Min: 4, Max: 12},
 	{Key: int16(kmsg.ListOffsets), Min: 1, Max: 6},
 	{Key: int16(kmsg.Metadata), Min: 0, Max: 12},
+	{Key: int16(kmsg.OffsetCommit), Min: 0, Max: 9},
+	{Key: int16(kmsg.OffsetFetch), Min: 0, Max: 9},
+	{Key: int16(kmsg.FindCoordinator), Min: 0, Max: 5},
+	{Key: int16(kmsg.JoinGroup), Min: 0, Max: 9},
+	{Key: int16(kmsg.Heartbeat), Min: 0, Max: 4},
+	{Key: int16(kmsg.LeaveGroup), Min: 0, Max: 5},
+	{Key: int16(kmsg.SyncGroup), Min: 0, Max: 5},
+	{Key: int16(kmsg.DescribeGroups), Min: 0, Max: 5},
+	{Key: int16(kmsg.ListGroups), Min: 0, Max: 5},
 	{Key: int16(kmsg.ApiVersions), Min: 0, Max: 4},
 	{Key: int16(kmsg.CreateTopics), Min: 0, Max: 7},
+	{Key: int16(kmsg.DeleteTopics), Min: 0, Max: 6},
 	{Key: int16(kmsg.InitProducerID), Min: 0, Max: 4},
 	{Key: int16(kmsg.OffsetForLeaderEpoch), Min: 0, Max: 4},
+	{Key: int16(kmsg.DescribeConfigs), Min: 0, Max: 4},
+	{Key: int16(kmsg.CreatePartitions), Min: 0, Max: 3},
+	{Key: int16(kmsg.DeleteGroups), Min: 0, Max: 2},
+	{Key: int16(kmsg.DescribeCluster), Min: 0, Max: 2},
 }
 
 func supportedRange(key int16) (VersionRange, bool) {
@@ -45,10 +64,48 @@ func supportedRange(key int16) (VersionRange, bool) {
 	return VersionRange{}, false
 }
 
+// groupAPI reports whether key is one of the group APIs, served only with
+// a group coordinator.
+func groupAPI(key int16) bool {
+	switch kmsg.Key(key) {
+	case kmsg.OffsetCommit, kmsg.OffsetFetch, kmsg.FindCoordinator, kmsg.JoinGroup, kmsg.Heartbeat,
+		kmsg.LeaveGroup, kmsg.SyncGroup, kmsg.DescribeGroups, kmsg.ListGroups, kmsg.DeleteGroups:
+		return true
+	}
+	return false
+}
+
+// Served is the list of APIs this server answers, as its ApiVersions
+// response lists them.
+func (s *Server) Served() []VersionRange {
+	out := make([]VersionRange, 0, len(SupportedAPIs))
+	for _, r := range SupportedAPIs {
+		if s.cfg.Groups == nil && groupAPI(r.Key) {
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b VersionRange) int { return int(a.Key) - int(b.Key) })
+	return out
+}
+
+func (s *Server) servedRange(key int16) (VersionRange, bool) {
+	if s.cfg.Groups == nil && groupAPI(key) {
+		return VersionRange{}, false
+	}
+	return supportedRange(key)
+}
+
 // handleFrame decodes one request frame and does its work, returning how
 // its response is to be produced. An error means the frame is garbage and
-// the connection must close.
-func (s *Server) handleFrame(ctx context.Context, frame []byte) (*pending, error) {
+// the connection must close. remote is the client's address.
+//
+// A request this broker does not serve is refused the way Kafka refuses
+// it: an ApiVersions newer than we speak gets UNSUPPORTED_VERSION with our
+// range (KIP-511), any other key or version closes the connection after
+// the answers to the requests before it. Never an empty success: a
+// client must not take an unserved DeleteTopics for a deleted topic.
+func (s *Server) handleFrame(ctx context.Context, frame []byte, remote string) (*pending, error) {
 	h, rest, err := wire.ParseHeader(frame)
 	if err != nil {
 		return nil, err
@@ -70,26 +127,36 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte) (*pending, error
 		s.log.Debug("ApiVersions version too new; answering v0 UNSUPPORTED_VERSION", "version", h.Version)
 		return p, nil
 	}
+	if r, ok := s.servedRange(h.Key); !ok || h.Version < r.Min || h.Version > r.Max {
+		s.log.Warn("closing connection: unsupported API key or version", "api", kmsg.NameForKey(h.Key), "key", h.Key, "version", h.Version, "remote", remote)
+		p.noResponse, p.closeAfter = true, true
+		return p, nil
+	}
 
 	req, err := wire.ParseBody(h, rest)
 	if err != nil {
 		return nil, err
 	}
 	if req == nil {
-		// kmsg knows no schema for this key or version, so there is no
-		// typed response to fill: answer an error-only body.
-		s.log.Warn("unknown API key or version", "key", h.Key, "version", h.Version)
-		p.raw = wire.AppendErrorOnly(nil, h.CorrelationID, kerr.UnsupportedVersion.Code)
-		return p, nil
-	}
-	if r, ok := supportedRange(h.Key); !ok || h.Version < r.Min || h.Version > r.Max {
-		s.log.Warn("unsupported API key or version", "api", kmsg.NameForKey(h.Key), "key", h.Key, "version", h.Version)
-		p.resp = errorResponse(req, kerr.UnsupportedVersion)
-		return p, nil
+		// Served per our table but unknown to kmsg: the table is wrong.
+		return nil, fmt.Errorf("%w: %s v%d is listed as served but kmsg cannot parse it", wire.ErrMalformed, kmsg.NameForKey(h.Key), h.Version)
 	}
 
 	fetch, _ := req.(*kmsg.FetchRequest)
 	s.counts.add(h.Key, fetch != nil && fetch.ReplicaID >= 0)
+	if s.cfg.Groups != nil && group.Handled(req) {
+		cl := group.Client{Host: remote}
+		if h.ClientID != nil {
+			cl.ID = *h.ClientID
+		}
+		resp, wait := s.cfg.Groups.Handle(ctx, req, cl)
+		if wait != nil {
+			p.wait = wait
+		} else {
+			p.resp = resp
+		}
+		return p, nil
+	}
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
 		p.resp = s.handleApiVersions(r)
@@ -108,11 +175,21 @@ func (s *Server) handleFrame(ctx context.Context, frame []byte) (*pending, error
 		p.resp = s.handleCreateTopics(ctx, r)
 	case *kmsg.InitProducerIDRequest:
 		p.resp = s.handleInitProducerID(r)
+	case *kmsg.FindCoordinatorRequest:
+		p.resp = s.handleFindCoordinator(ctx, r)
+	case *kmsg.DeleteTopicsRequest:
+		p.resp = s.handleDeleteTopics(ctx, r)
+	case *kmsg.CreatePartitionsRequest:
+		p.resp = s.handleCreatePartitions(ctx, r)
+	case *kmsg.DescribeConfigsRequest:
+		p.resp = s.handleDescribeConfigs(r)
+	case *kmsg.DescribeClusterRequest:
+		p.resp = s.handleDescribeCluster(r)
 	default:
-		// SupportedAPIs and this switch disagree: a bug, but one that
-		// must cost the client an error, not the broker a crash.
-		s.log.Error("supported API has no handler", "api", kmsg.NameForKey(h.Key))
-		p.resp = errorResponse(req, kerr.UnsupportedVersion)
+		// The table and this switch disagree: a bug, but one that must
+		// cost the client its connection, not the broker a crash.
+		s.log.Error("closing connection: a served API has no handler", "api", kmsg.NameForKey(h.Key))
+		p.noResponse, p.closeAfter = true, true
 	}
 	return p, nil
 }
@@ -140,87 +217,6 @@ func errorCode(err error) int16 {
 	return kerr.UnknownServerError.Code
 }
 
-// errorResponse builds the response to req with every error field it
-// mirrors set to e, as Kafka's AbstractRequest.getErrorResponse does. It
-// answers requests at versions or keys we do not serve.
-func errorResponse(req kmsg.Request, e *kerr.Error) kmsg.Response {
-	resp := req.ResponseKind()
-	switch r := req.(type) {
-	case *kmsg.ProduceRequest:
-		out := resp.(*kmsg.ProduceResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, e.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.FetchRequest:
-		out := resp.(*kmsg.FetchResponse)
-		out.ErrorCode = e.Code
-		for _, t := range r.Topics {
-			rt := kmsg.NewFetchResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewFetchResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.RecordBatches = p.Partition, e.Code, []byte{}
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.ListOffsetsRequest:
-		out := resp.(*kmsg.ListOffsetsResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewListOffsetsResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewListOffsetsResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, e.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.MetadataRequest:
-		out := resp.(*kmsg.MetadataResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewMetadataResponseTopic()
-			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, e.Code
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.OffsetForLeaderEpochRequest:
-		out := resp.(*kmsg.OffsetForLeaderEpochResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, e.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			out.Topics = append(out.Topics, rt)
-		}
-	case *kmsg.CreateTopicsRequest:
-		out := resp.(*kmsg.CreateTopicsResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode = t.Topic, e.Code
-			out.Topics = append(out.Topics, rt)
-		}
-	default:
-		// Most other responses carry a top-level ErrorCode; set it where
-		// there is one. kmsg's generated structs all name it ErrorCode.
-		if v := reflect.ValueOf(resp); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
-			if f := v.Elem().FieldByName("ErrorCode"); f.IsValid() && f.CanSet() && f.Kind() == reflect.Int16 {
-				f.SetInt(int64(e.Code))
-			}
-		}
-	}
-	return resp
-}
-
 // handleApiVersions lists what we serve.
 func (s *Server) handleApiVersions(req *kmsg.ApiVersionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
@@ -230,12 +226,11 @@ func (s *Server) handleApiVersions(req *kmsg.ApiVersionsRequest) kmsg.Response {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp
 	}
-	for _, r := range SupportedAPIs {
+	for _, r := range s.Served() {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = r.Key, r.Min, r.Max
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
-	slices.SortFunc(resp.ApiKeys, func(a, b kmsg.ApiVersionsResponseApiKey) int { return int(a.ApiKey) - int(b.ApiKey) })
 	return resp
 }
 

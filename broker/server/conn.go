@@ -31,6 +31,9 @@ type conn struct {
 	cancel context.CancelFunc
 	log    *slog.Logger
 	queue  chan *pending // requests read, in order, awaiting their response
+	// remote is the client's address as Kafka reports it ("/HOST"), for
+	// DescribeGroups.
+	remote string
 }
 
 // pending is one request's place in the response order.
@@ -60,6 +63,7 @@ func (s *Server) newConn(ctx context.Context, c net.Conn) *conn {
 		cancel: cancel,
 		log:    s.log.With("remote", c.RemoteAddr().String()),
 		queue:  make(chan *pending, s.cfg.MaxInflightPerConn),
+		remote: "/" + remoteHost(c.RemoteAddr()),
 	}
 }
 
@@ -132,7 +136,7 @@ func (cc *conn) handleSafely(frame []byte) (p *pending, err error) {
 			p, err = nil, fmt.Errorf("handler panic: %v", r)
 		}
 	}()
-	return cc.s.handleFrame(cc.ctx, frame)
+	return cc.s.handleFrame(cc.ctx, frame, cc.remote)
 }
 
 func (cc *conn) writeLoop() error {
@@ -183,4 +187,11 @@ func (cc *conn) resolveSafely(p *pending) (resp kmsg.Response, err error) {
 		return p.wait(cc.ctx), nil
 	}
 	return p.resp, nil
+}
+
+func remoteHost(a net.Addr) string {
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }

@@ -92,7 +92,7 @@ func FuzzHandleFrame(f *testing.F) {
 		s := newSingleServer(t, Config{AutoCreateTopics: true, DefaultPartitions: 2}, topic)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
-		p, err := s.handleFrame(ctx, frame)
+		p, err := s.handleFrame(ctx, frame, "/127.0.0.1")
 		if err != nil {
 			return // the connection would close
 		}

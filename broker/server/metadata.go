@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/garantia/garantia/broker/group"
 	"github.com/garantia/garantia/broker/metadata"
 )
 
@@ -102,6 +103,7 @@ func describeTopic(snap *metadata.Snapshot, t *metadata.Topic) kmsg.MetadataResp
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic, mt.TopicID = &name, t.ID
+	mt.IsInternal = t.Name == group.OffsetsTopic
 	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Index
@@ -136,7 +138,7 @@ func (s *Server) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 	for _, rt := range req.Topics {
 		ct := kmsg.NewCreateTopicsResponseTopic()
 		ct.Topic = rt.Topic
-		n, rf, err := s.createTopicFromRequest(ctx, rt, seen[rt.Topic], req.ValidateOnly)
+		n, rf, err := s.createTopicFromRequest(ctx, rt, seen[rt.Topic], req.ValidateOnly, req.TimeoutMillis)
 		if err != nil {
 			ct.ErrorCode = errorCode(err)
 			msg := err.Error()
@@ -146,7 +148,9 @@ func (s *Server) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 				s.log.Info("create topic refused", "topic", rt.Topic, "err", err)
 			}
 		} else {
-			ct.TopicID = metadata.TopicID(rt.Topic)
+			if t := s.ctrl.Snapshot().Topics[rt.Topic]; t != nil {
+				ct.TopicID = t.ID
+			}
 			ct.NumPartitions, ct.ReplicationFactor = n, rf
 		}
 		resp.Topics = append(resp.Topics, ct)
@@ -156,10 +160,17 @@ func (s *Server) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 
 // createTopicFromRequest validates one CreateTopics entry and creates the
 // topic; it returns the partition count and replication factor (for a
-// validate-only request, what would have been created).
-func (s *Server) createTopicFromRequest(ctx context.Context, rt kmsg.CreateTopicsRequestTopic, copies int, validateOnly bool) (int32, int16, error) {
+// validate-only request, what would have been created). The answer waits
+// (up to timeoutMillis) until every partition's leader has applied the
+// creation, so that a client that produces right after (acks=0 even) finds
+// each leader serving its partitions; past it, REQUEST_TIMED_OUT says the
+// topic exists but some leaders may not serve it yet, as in Kafka.
+func (s *Server) createTopicFromRequest(ctx context.Context, rt kmsg.CreateTopicsRequestTopic, copies int, validateOnly bool, timeoutMillis int32) (int32, int16, error) {
 	if copies > 1 {
 		return 0, 0, fmt.Errorf("%w: topic %q appears %d times in one request", kerr.InvalidRequest, rt.Topic, copies)
+	}
+	if s.isInternal(rt.Topic) {
+		return 0, 0, fmt.Errorf("%w: %q is the broker's internal offsets topic; it creates it itself", kerr.InvalidTopicException, rt.Topic)
 	}
 	if err := validateTopicName(rt.Topic); err != nil {
 		return 0, 0, err
@@ -184,6 +195,13 @@ func (s *Server) createTopicFromRequest(ctx context.Context, rt kmsg.CreateTopic
 	}
 	if err := s.createTopic(ctx, rt.Topic, partitions, rf, cfg, validateOnly); err != nil {
 		return 0, 0, err
+	}
+	if !validateOnly {
+		if t := s.ctrl.Snapshot().Topics[rt.Topic]; t != nil {
+			if err := s.waitApplied(ctx, leadersOf(t, 0), s.waitTimeout(timeoutMillis), fmt.Sprintf("topic %q was created", rt.Topic)); err != nil {
+				return 0, 0, err
+			}
+		}
 	}
 	return partitions, rf, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -139,6 +140,9 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	case -1, 0, 1:
 	default:
 		return partition.AppendResult{}, nil, metadata.Partition{}, kerr.InvalidRequiredAcks
+	}
+	if s.isInternal(topic) {
+		return partition.AppendResult{}, nil, metadata.Partition{}, fmt.Errorf("%w: %q is the broker's internal offsets topic; only the group coordinator writes it", kerr.InvalidTopicException, topic)
 	}
 	part, st, err := s.clientLeaderOf(topic, rp.Partition)
 	if err != nil {

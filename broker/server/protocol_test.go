@@ -77,67 +77,6 @@ func TestApiVersions(t *testing.T) {
 	}
 }
 
-func TestUnsupportedKeysAndVersions(t *testing.T) {
-	n := startNode(t)
-	r := dialRaw(t, n)
-
-	// A key kmsg knows but we do not serve: its typed response with the
-	// top-level error code.
-	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.Version, fc.CoordinatorKey = 1, "g"
-	r.send(fc, 1)
-	fcr := kmsg.NewPtrFindCoordinatorResponse()
-	fcr.Version = 1
-	r.recv(fcr, 1)
-	if fcr.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("FindCoordinator: error code %d, want UNSUPPORTED_VERSION", fcr.ErrorCode)
-	}
-
-	// A served key at a version we do not serve: every partition carries
-	// the error.
-	f := kmsg.NewPtrFetchRequest()
-	f.Version = 13
-	ft := kmsg.NewFetchRequestTopic()
-	ft.TopicID = [16]byte{1}
-	ft.Partitions = []kmsg.FetchRequestTopicPartition{kmsg.NewFetchRequestTopicPartition()}
-	f.Topics = append(f.Topics, ft)
-	r.send(f, 2)
-	fr := kmsg.NewPtrFetchResponse()
-	fr.Version = 13
-	r.recv(fr, 2)
-	if fr.ErrorCode != kerr.UnsupportedVersion.Code || len(fr.Topics) != 1 || fr.Topics[0].Partitions[0].ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("Fetch v13: %+v", fr)
-	}
-	p := kmsg.NewPtrProduceRequest()
-	p.Version, p.Acks = 2, 1
-	pt := kmsg.NewProduceRequestTopic()
-	pt.Topic = "x"
-	pt.Partitions = []kmsg.ProduceRequestTopicPartition{kmsg.NewProduceRequestTopicPartition()}
-	p.Topics = append(p.Topics, pt)
-	r.send(p, 3)
-	pr := kmsg.NewPtrProduceResponse()
-	pr.Version = 2
-	r.recv(pr, 3)
-	if len(pr.Topics) != 1 || pr.Topics[0].Partitions[0].ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("Produce v2: %+v", pr)
-	}
-
-	// A key no one knows: an error-only answer, and the connection lives.
-	b := binary.BigEndian.AppendUint32(nil, 10)
-	b = binary.BigEndian.AppendUint16(b, 9999)
-	b = binary.BigEndian.AppendUint16(b, 0)
-	b = binary.BigEndian.AppendUint32(b, 4)
-	b = binary.BigEndian.AppendUint16(b, 0xffff)
-	r.writeRaw(b)
-	corr, body, err := r.readFrame(5 * time.Second)
-	if err != nil || corr != 4 || len(body) < 2 || int16(binary.BigEndian.Uint16(body)) != kerr.UnsupportedVersion.Code {
-		t.Fatalf("unknown key: corr %d body %x err %v", corr, body, err)
-	}
-	if resp := apiVersions(r, 3, 5); resp.ErrorCode != 0 {
-		t.Fatalf("connection broken after an unknown key")
-	}
-}
-
 func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 	n := startNode(t, withMaxFrame(1<<20))
 	bystander := dialRaw(t, n)

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/garantia/garantia/broker/group"
 	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/partition"
 	"github.com/garantia/garantia/broker/wire"
@@ -53,9 +54,29 @@ type Config struct {
 	// MaxInflightPerConn bounds requests read but not yet answered on one
 	// connection; 0 means 64.
 	MaxInflightPerConn int
+	// Groups is the group coordinator answering the group APIs
+	// (FindCoordinator finds it, JoinGroup through OffsetFetch go to it);
+	// nil serves none of them (ApiVersions does not list them).
+	Groups *group.Coordinator
+	// OffsetsTopicPartitions and OffsetsTopicReplicationFactor are the
+	// offsets topic's partition count and replication factor when this
+	// node creates it (the first FindCoordinator of the cluster); below 1
+	// means DefaultOffsetsTopicPartitions and 1. Its min.insync.replicas
+	// is DefaultTopicConfig's, at most the replication factor.
+	OffsetsTopicPartitions        int32
+	OffsetsTopicReplicationFactor int16
+	// BrokerSettings are this broker's settings under Kafka's names, as
+	// DescribeConfigs reports them for the broker (read-only: they are
+	// flags of `garantia broker`).
+	BrokerSettings map[string]string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultOffsetsTopicPartitions is the offsets topic's partition count
+// when Config does not say (Kafka's default is 50; a test cluster of a few
+// nodes on a small machine has no use for that many).
+const DefaultOffsetsTopicPartitions = 10
 
 // DefaultRequestTimeout is Config.RequestTimeout's default (Kafka's
 // request.timeout.ms).
@@ -87,6 +108,10 @@ type Server struct {
 	replicas Replicas
 	pids     ProducerIDs
 	counts   requestCounts
+	// sync catches this node's metadata up with the controller when a
+	// client names a topic, partition or leader epoch it does not know
+	// yet (nil: the metadata is shared and never behind).
+	sync *metadata.SyncGate
 }
 
 // requestCounts counts the requests a server answered, by API key, with
@@ -155,11 +180,17 @@ func New(cfg Config, ctrl metadata.Controller, replicas Replicas, pids ProducerI
 	if cfg.MaxInflightPerConn <= 0 {
 		cfg.MaxInflightPerConn = 64
 	}
+	if cfg.OffsetsTopicPartitions < 1 {
+		cfg.OffsetsTopicPartitions = DefaultOffsetsTopicPartitions
+	}
+	if cfg.OffsetsTopicReplicationFactor < 1 {
+		cfg.OffsetsTopicReplicationFactor = 1
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: logger, ctrl: ctrl, replicas: replicas, pids: pids}, nil
+	return &Server{cfg: cfg, log: logger, ctrl: ctrl, replicas: replicas, pids: pids, sync: metadata.NewSyncGate(ctrl)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and every
@@ -243,13 +274,38 @@ func (s *Server) clientLeaderOf(topic string, index int32) (*partition.Partition
 // returns the error the client should see: UNKNOWN_TOPIC_OR_PARTITION if
 // the metadata has no such partition, else NOT_LEADER_OR_FOLLOWER, with
 // the metadata's view of the partition (for the client's leader hint).
+//
+// A client that names a partition this node does not know learned of it
+// from a broker whose metadata is further along (a topic created a moment
+// ago): this node first catches up with the controller, so that it serves
+// what the metadata says rather than refuse it (an acks=0 produce refused
+// is lost). Likewise when the metadata makes this node leader but the
+// replica manager has not taken the role yet.
 func (s *Server) leaderOf(topic string, index int32) (*partition.Partition, metadata.Partition, error) {
+	part, st, err := s.localLeaderOf(topic, index)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) && s.sync != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), min(time.Second, s.cfg.RequestTimeout))
+		serr := s.sync.Sync(ctx)
+		cancel()
+		if serr == nil {
+			part, st, err = s.localLeaderOf(topic, index)
+		}
+	}
+	return part, st, err
+}
+
+func (s *Server) localLeaderOf(topic string, index int32) (*partition.Partition, metadata.Partition, error) {
 	snap := s.ctrl.Snapshot()
 	st, ok := snap.Partition(topic, index)
 	if !ok {
 		return nil, st, fmt.Errorf("%w: %s-%d", kerr.UnknownTopicOrPartition, topic, index)
 	}
 	part := s.replicas.Partition(topic, index)
+	if st.Leader == s.cfg.NodeID && (part == nil || !part.IsLeader()) {
+		// Applied, but the replica manager is a moment behind.
+		s.replicas.Reconcile()
+		part = s.replicas.Partition(topic, index)
+	}
 	if part == nil || !part.IsLeader() {
 		return nil, st, fmt.Errorf("%w: %s-%d: the leader is broker %d at epoch %d", kerr.NotLeaderForPartition, topic, index, st.Leader, st.LeaderEpoch)
 	}

@@ -81,6 +81,8 @@ func controllerError(err error) error {
 		return fmt.Errorf("%w: %w", kerr.InvalidReplicationFactor, err)
 	case errors.Is(err, metadata.ErrInvalidPartitions):
 		return fmt.Errorf("%w: %w", kerr.InvalidPartitions, err)
+	case errors.Is(err, metadata.ErrUnknownTopic):
+		return fmt.Errorf("%w: %w", kerr.UnknownTopicOrPartition, err)
 	case errors.Is(err, metadata.ErrNotController), errors.Is(err, metadata.ErrNoController),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// Retriable: the client asks again (and finds the controller).
@@ -143,7 +145,19 @@ func (s *Server) topicByName(ctx context.Context, name string, autoCreate bool) 
 	if err := validateTopicName(name); err != nil {
 		return nil, err
 	}
+	if s.isInternal(name) && s.cfg.Groups != nil {
+		// Created with its own settings, as the first FindCoordinator
+		// would.
+		return s.offsetsTopic(ctx)
+	}
 	if !autoCreate || !s.cfg.AutoCreateTopics {
+		// A client that names a topic this node does not know may have
+		// learned of it from a broker further along.
+		if err := s.sync.Sync(ctx); err == nil {
+			if t := s.ctrl.Snapshot().Topics[name]; t != nil {
+				return t, nil
+			}
+		}
 		return nil, fmt.Errorf("%w: topic %q", kerr.UnknownTopicOrPartition, name)
 	}
 	err := s.createTopic(ctx, name, s.cfg.DefaultPartitions, s.cfg.DefaultReplicationFactor, s.cfg.DefaultTopicConfig, false)

@@ -114,16 +114,3 @@ func AppendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte 
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
 }
-
-// AppendErrorOnly appends a response frame that carries only the
-// correlation id and an int16 error code. It answers a request whose key
-// (or version) kmsg cannot describe, so no typed response exists; the
-// layout is that of the start of an ApiVersions v0 response, which every
-// client can read far enough to see the error.
-func AppendErrorOnly(dst []byte, correlationID int32, errorCode int16) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, 10)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(correlationID))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(errorCode))
-	dst = binary.BigEndian.AppendUint32(dst, 0) // empty api_keys array
-	return dst
-}

@@ -184,13 +184,6 @@ func TestAppendResponseHeaders(t *testing.T) {
 			}
 		})
 	}
-	// The error-only frame is a valid ApiVersions v0 response.
-	out := AppendErrorOnly(nil, 9, 35)
-	r := kmsg.NewPtrApiVersionsResponse()
-	r.Version = 0
-	if err := r.ReadFrom(out[8:]); err != nil || r.ErrorCode != 35 || int(binary.BigEndian.Uint32(out)) != len(out)-4 {
-		t.Fatalf("error-only frame %x: %v %+v", out, err, r)
-	}
 }
 
 func TestEncodeBatchMatchesKmsg(t *testing.T) {

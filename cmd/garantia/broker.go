@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/garantia/garantia/broker/controller"
+	"github.com/garantia/garantia/broker/group"
 	"github.com/garantia/garantia/broker/metadata"
 	"github.com/garantia/garantia/broker/node"
 	"github.com/garantia/garantia/broker/replication"
@@ -64,6 +65,13 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 		peers      = fs.StringArray("peer", nil, "ID=KAFKA_ADDR,CONTROLLER_ADDR: how this node reaches node ID's Kafka port (follower fetches) and controller port (Raft); repeatable, one per other node. The addresses may be proxies, so a harness can cut each directed link")
 		session    = fs.Duration("session-timeout", controller.DefaultSessionTimeout, "a broker that has not heartbeated to the controller for this long is fenced: it leaves every ISR and its partitions get new leaders")
 		bugs       = fs.StringArray("bug", nil, "turn on a known replication bug so the checker can be shown to catch it (repeatable): "+bugList())
+
+		offsetsParts   = fs.Int32("offsets-topic-partitions", server.DefaultOffsetsTopicPartitions, "partition count of the offsets topic (__consumer_offsets) when this node creates it, at the cluster's first FindCoordinator (Kafka's default is 50)")
+		offsetsRF      = fs.Int16("offsets-topic-replication-factor", 0, "replication factor of the offsets topic; 0 means 3, or the cluster's size (this node and its --peer nodes) when smaller. Its min.insync.replicas is --min-insync-replicas, at most this")
+		groupMinSess   = fs.Duration("group-min-session-timeout", group.DefaultMinSessionTimeout, "shortest session timeout a group member may ask for (INVALID_SESSION_TIMEOUT below it)")
+		groupMaxSess   = fs.Duration("group-max-session-timeout", group.DefaultMaxSessionTimeout, "longest session timeout a group member may ask for")
+		groupDelay     = fs.Duration("group-initial-rebalance-delay", group.DefaultInitialRebalanceDelay, "how long the first rebalance of an empty group waits for more members to join (0: none)")
+		offsetsTimeout = fs.Duration("offsets-commit-timeout", group.DefaultCommitTimeout, "how long an offset commit (or any write to the offsets topic) waits for the high watermark before it fails with COORDINATOR_NOT_AVAILABLE")
 	)
 	fs.Var(&fsync, "fsync", "when appends reach stable storage: always (before acknowledging), interval, or never (Kafka's default)")
 	usage := func(w io.Writer) {
@@ -115,6 +123,21 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 	}
 	if *hwEvery <= 0 {
 		return bad("--hw-checkpoint-interval %v: must be positive", *hwEvery)
+	}
+	if *offsetsParts < 1 {
+		return bad("--offsets-topic-partitions %d: must be at least 1", *offsetsParts)
+	}
+	if *offsetsRF < 0 {
+		return bad("--offsets-topic-replication-factor %d: must be 0 (automatic) or more", *offsetsRF)
+	}
+	if *groupMinSess <= 0 || *groupMaxSess < *groupMinSess {
+		return bad("--group-min-session-timeout %v and --group-max-session-timeout %v: want 0 < min <= max", *groupMinSess, *groupMaxSess)
+	}
+	if *groupDelay < 0 {
+		return bad("--group-initial-rebalance-delay %v: must not be negative", *groupDelay)
+	}
+	if *offsetsTimeout <= 0 {
+		return bad("--offsets-commit-timeout %v: must be positive", *offsetsTimeout)
 	}
 	bugSet, err := replication.ParseBugs(*bugs)
 	if err != nil {
@@ -199,6 +222,13 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 		RequestTimeout:           *reqTimeout,
 		HWCheckpointInterval:     *hwEvery,
 		Bugs:                     bugSet,
+
+		OffsetsTopicPartitions:        *offsetsParts,
+		OffsetsTopicReplicationFactor: *offsetsRF,
+		GroupMinSessionTimeout:        *groupMinSess,
+		GroupMaxSessionTimeout:        *groupMaxSess,
+		GroupInitialRebalanceDelay:    groupDelayFlag(*groupDelay),
+		OffsetsCommitTimeout:          *offsetsTimeout,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -264,6 +294,15 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("broker shut down", "took", time.Since(shutdownStart).String())
 	return 0
+}
+
+// groupDelayFlag maps --group-initial-rebalance-delay to node.Config's
+// field, where 0 means the default and a negative value none.
+func groupDelayFlag(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // bugList describes every bug switch for --help.
