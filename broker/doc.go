@@ -12,6 +12,8 @@
 //     RecordBatch header
 //   - server: connections (ordered, pipelined responses) and the Kafka API
 //     handlers, answering from the cluster metadata and the local replicas
+//   - group: the group coordinator (classic rebalance protocol, committed
+//     offsets in the replicated __consumer_offsets topic)
 //   - metadata: the cluster metadata model (brokers, leaders, epochs, ISRs),
 //     its pure transitions and the Controller interface
 //   - controller: the Raft controller that owns the metadata
@@ -24,6 +26,8 @@
 //   - node: wires storage, replication, server and listener into one
 //     running node; the `garantia broker` subcommand is a flag layer over
 //     node.Run
-//   - e2e: tests and benchmarks of the real binary (kgo, kcat, SIGKILL) and
-//     of in-process 3-node clusters (leader kills, cut links, bug switches)
+//   - e2e: tests and benchmarks of the real binary (kgo, kcat, SIGKILL), of
+//     3-node clusters of broker processes (group consumers, coordinator
+//     kills, admin calls) and of in-process 3-node clusters (leader kills,
+//     cut links, bug switches)
 package broker

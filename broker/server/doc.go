@@ -1,7 +1,24 @@
 // Package server is the broker's network front: it accepts Kafka protocol
 // connections, decodes requests with kmsg (via package wire), and answers
 // ApiVersions, Metadata, Produce, Fetch, ListOffsets, OffsetForLeaderEpoch,
-// CreateTopics and InitProducerID.
+// CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+// DescribeCluster, InitProducerID and FindCoordinator; the group APIs
+// (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+// DescribeGroups, ListGroups, DeleteGroups) go to the group coordinator
+// (package group). ApiVersions lists exactly what is served
+// (SupportedAPIs); any other key or version closes the connection, as
+// Kafka does, never an empty answer a client could take for success.
+//
+// Admin changes go through the controller and wait for the brokers:
+// CreateTopics and CreatePartitions answer once every new partition's
+// leader has applied the change (or REQUEST_TIMED_OUT after timeout_ms),
+// DeleteTopics once every replica has (each deletes its logs). A node asked
+// about a topic it does not know first catches up with the controller
+// (metadata.SyncGate), so that a client that learned of a new topic from a
+// further-along broker is served, not refused. FindCoordinator creates the
+// offsets topic on first use, with its own partition count and replication
+// factor, and names the leader of the group's offsets partition; clients
+// may read that topic but not write, delete or grow it.
 //
 // Everything a client is told about the cluster comes from the metadata
 // (metadata.Controller's snapshot): Metadata lists the unfenced brokers and
