@@ -22,24 +22,23 @@ import (
 // procCluster is a cluster of real `garantia broker` processes (the binary
 // TestMain builds), each with its Raft controller port, on loopback.
 type procCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*procNode
 }
 
 type procNode struct {
-	id       int32
-	addr     string // Kafka listener
-	ctrl     string // controller listener
-	dataDir  string
-	logPath  string
-	args     []string
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	waitErr  chan error
-	exitedAt time.Time
+	id      int32
+	addr    string // Kafka listener
+	ctrl    string // controller listener
+	dataDir string
+	logPath string
+	args    []string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	waitErr chan error
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +50,7 @@ func freeAddr(t *testing.T) string {
 
 // startProcCluster starts n nodes with the given extra flags and waits
 // until every node answers Metadata listing all n brokers.
-func startProcCluster(t *testing.T, n int, extra ...string) *procCluster {
+func startProcCluster(t testing.TB, n int, extra ...string) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t}
 	dir := t.TempDir()
@@ -162,7 +161,7 @@ func (c *procCluster) waitBrokers(n int, within time.Duration) {
 	}
 }
 
-func createTopicRF(t *testing.T, cl *kgo.Client, name string, partitions int32, rf int16, timeoutMillis int32) *kmsg.CreateTopicsResponseTopic {
+func createTopicRF(t testing.TB, cl *kgo.Client, name string, partitions int32, rf int16, timeoutMillis int32) *kmsg.CreateTopicsResponseTopic {
 	t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = timeoutMillis
@@ -182,7 +181,7 @@ func createTopicRF(t *testing.T, cl *kgo.Client, name string, partitions int32, 
 }
 
 // groupCoordinator asks the cluster which node coordinates group.
-func groupCoordinator(t *testing.T, cl *kgo.Client, group string) int32 {
+func groupCoordinator(t testing.TB, cl *kgo.Client, group string) int32 {
 	t.Helper()
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.CoordinatorKey = group
