@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -273,12 +274,38 @@ func saramaGroup(t *testing.T, c *cluster, group, topic string, want map[string]
 	return h.got
 }
 
+// collector gathers what the members of a group read (with duplicates)
+// and tells when every wanted value was seen.
+type collector struct {
+	mu   sync.Mutex
+	want map[string]bool
+	got  []string
+	seen map[string]bool
+}
+
+func newCollector(want map[string]bool) *collector {
+	return &collector{want: want, seen: map[string]bool{}}
+}
+
+// add records v and reports whether every wanted value has been seen.
+func (c *collector) add(v string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, v)
+	c.seen[v] = true
+	return len(c.seen) >= len(c.want)
+}
+
+func (c *collector) values() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
 func kafkaGoGroup(t *testing.T, c *cluster, group, topic string, want map[string]bool) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var got []string
-	seen := map[string]bool{}
+	col := newCollector(want)
 	var wg sync.WaitGroup
 	for range 2 {
 		r := kafka.NewReader(kafka.ReaderConfig{
@@ -296,12 +323,7 @@ func kafkaGoGroup(t *testing.T, c *cluster, group, topic string, want map[string
 				if err != nil {
 					return
 				}
-				mu.Lock()
-				got = append(got, string(m.Value))
-				seen[string(m.Value)] = true
-				done := len(seen) >= len(want)
-				mu.Unlock()
-				if done {
+				if col.add(string(m.Value)) {
 					cancel()
 					return
 				}
@@ -309,17 +331,13 @@ func kafkaGoGroup(t *testing.T, c *cluster, group, topic string, want map[string
 		}()
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return got
+	return col.values()
 }
 
 func kgoGroup(t *testing.T, c *cluster, group, topic string, want map[string]bool) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	var got []string
-	seen := map[string]bool{}
+	col := newCollector(want)
 	var wg sync.WaitGroup
 	for i := range 2 {
 		cl := c.kgo(t, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
@@ -331,11 +349,9 @@ func kgoGroup(t *testing.T, c *cluster, group, topic string, want map[string]boo
 				fs := cl.PollFetches(ctx)
 				done := false
 				fs.EachRecord(func(r *kgo.Record) {
-					mu.Lock()
-					got = append(got, string(r.Value))
-					seen[string(r.Value)] = true
-					done = len(seen) >= len(want)
-					mu.Unlock()
+					if col.add(string(r.Value)) {
+						done = true
+					}
 				})
 				if err := cl.CommitUncommittedOffsets(context.Background()); err != nil {
 					t.Logf("kgo commit: %v", err)
@@ -348,9 +364,7 @@ func kgoGroup(t *testing.T, c *cluster, group, topic string, want map[string]boo
 		}()
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return got
+	return col.values()
 }
 
 func confluentGroup(t *testing.T, c *cluster, group, topic string, want map[string]bool) []string {
