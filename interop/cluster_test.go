@@ -97,14 +97,14 @@ func clusterOf(t *testing.T, n int) *cluster {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	opts := local.Options{
+	opts := local.Options{Config: db.Config{
 		Binary:    garantiaBin,
 		Nodes:     n,
 		Dir:       dir,
 		ExtraArgs: func(db.Node) []string { return brokerFlags },
-	}
+	}}
 	if n > 1 {
-		opts.Cluster = &local.Cluster{SessionTimeout: 2 * time.Second, MinInsyncReplicas: 2, DefaultReplicationFactor: 3}
+		opts.Cluster = &db.Cluster{SessionTimeout: 2 * time.Second, MinInsyncReplicas: 2, DefaultReplicationFactor: 3}
 	}
 	d, err := local.New(opts)
 	if err != nil {
