@@ -209,7 +209,7 @@ func TestGroupConsumeCommitAndCoordinatorKill(t *testing.T) {
 		"--session-timeout", "2s", "--group-initial-rebalance-delay", "300ms", "--group-min-session-timeout", "500ms")
 	admin := c.client()
 	const topic, perPartition = "orders", 100
-	createTopicRF(t, admin, topic, 3, 3, 10000)
+	createTopicRF(t, admin, topic, 3, 3, 30000)
 	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -350,7 +350,7 @@ func TestAdminCallsOnCluster(t *testing.T) {
 	const topics, count = 6, 500
 	for i := range topics {
 		name := fmt.Sprintf("fresh-%d", i)
-		createTopicRF(t, admin, name, 3, 3, 10000)
+		createTopicRF(t, admin, name, 3, 3, 30000)
 		// A producer that never looked at this topic before, at acks=0:
 		// a refused send is lost silently.
 		prod := c.client(kgo.DefaultProduceTopic(name), kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
@@ -364,7 +364,7 @@ func TestAdminCallsOnCluster(t *testing.T) {
 	for i := range topics {
 		name := fmt.Sprintf("fresh-%d", i)
 		total := int64(0)
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			total = 0
 			for _, hw := range highWatermarks(t, admin, name, 3) {
@@ -421,7 +421,7 @@ func TestAdminCallsOnCluster(t *testing.T) {
 		t.Fatalf("deleting it again: %v %+v", err, dresp)
 	}
 	// Created again, it is a new, empty topic.
-	createTopicRF(t, admin, "fresh-0", 1, 3, 10000)
+	createTopicRF(t, admin, "fresh-0", 1, 3, 30000)
 	if hws := highWatermarks(t, admin, "fresh-0", 1); hws[0] != 0 {
 		t.Fatalf("fresh-0 created again holds %d records", hws[0])
 	}
