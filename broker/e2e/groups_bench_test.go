@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -161,9 +162,17 @@ func BenchmarkCommitLatency(b *testing.B) {
 		rp.Offset = int64(i)
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl.Broker(int(coord)))
-		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-			b.Fatalf("commit: %v %+v", err, resp)
+		for tries := 0; ; tries++ {
+			resp, err := req.RequestWith(ctx, cl.Broker(int(coord)))
+			if err == nil && resp.Topics[0].Partitions[0].ErrorCode == 0 {
+				return
+			}
+			// The offsets partition may still be loading right after the
+			// first FindCoordinator created it.
+			if err != nil || resp.Topics[0].Partitions[0].ErrorCode != kerr.CoordinatorLoadInProgress.Code || tries > 100 {
+				b.Fatalf("commit: %v %+v", err, resp)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	for i := range 50 { // warm up connections and the offsets partition
