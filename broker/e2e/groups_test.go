@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -434,9 +435,21 @@ func TestAdminCallsOnCluster(t *testing.T) {
 	if err != nil || cpr.Topics[0].ErrorCode != 0 {
 		t.Fatalf("create partitions: %v %+v", err, cpr)
 	}
+	// As in Kafka, brokers learn of the new partitions from the metadata
+	// log a moment after the controller answered: a client whose first
+	// metadata came from a broker that had not applied it yet sees 3
+	// partitions and refreshes until it sees 5.
 	prod := c.client(kgo.DefaultProduceTopic("fresh-1"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err := prod.ProduceSync(ctx, &kgo.Record{Partition: 4, Value: []byte("x")}).FirstErr(); err != nil {
-		t.Fatalf("produce to a new partition: %v", err)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := prod.ProduceSync(ctx, &kgo.Record{Partition: 4, Value: []byte("x")}).FirstErr()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "invalid record partitioning choice") || time.Now().After(deadline) {
+			t.Fatalf("produce to a new partition: %v", err)
+		}
+		prod.ForceMetadataRefresh()
+		time.Sleep(50 * time.Millisecond)
 	}
 	cpr, _ = cp.RequestWith(ctx, admin)
 	if cpr.Topics[0].ErrorCode != kerr.InvalidPartitions.Code {
