@@ -182,7 +182,6 @@ func (f *FS) mount() error {
 		return mountError(f.dir, err)
 	}
 	f.server, f.st = server, st
-	f.nextID = st.next
 	return nil
 }
 

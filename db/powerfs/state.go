@@ -72,9 +72,9 @@ type mnode struct {
 
 	// Guarded by dmu: the file's data.
 	dmu         sync.Mutex
-	dead        bool    // neither tree names it: its data no longer matters
-	curSize     int64   // the backing file's size
-	durSize     int64   // the size a power cut leaves
+	dead        bool     // neither tree names it: its data no longer matters
+	curSize     int64    // the backing file's size
+	durSize     int64    // the size a power cut leaves
 	undo        []extent // durable bytes the backing file lost, sorted, disjoint, inside [0, durSize)
 	undoBytes   int64
 	sizeChanged bool    // the size changed since the last fsync of the file
