@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/garantia/garantia/broker/metadata"
+	"github.com/garantia/garantia/internal/atomicfile"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -147,6 +148,9 @@ func Start(cfg Config) (*Controller, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(fmt.Errorf("controller: creating %s: %w", dir, err))
 	}
+	if err := atomicfile.SyncDir(cfg.DataDir); err != nil { // the folder's entry survives a power cut
+		return fail(fmt.Errorf("controller: %w", err))
+	}
 	dbPath := filepath.Join(dir, "raft.db")
 	c.bolt, err = raftboltdb.New(raftboltdb.Options{
 		Path: dbPath,
@@ -162,9 +166,16 @@ func Start(cfg Config) (*Controller, error) {
 	if err != nil {
 		return fail(fmt.Errorf("controller: %w", err))
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, c.rlog.Named("snapshots"))
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, c.rlog.Named("snapshots"))
 	if err != nil {
 		return fail(fmt.Errorf("controller: opening the snapshot store in %s: %w", dir, err))
+	}
+	snaps := durableSnapshots{fileSnaps, filepath.Join(dir, "snapshots")}
+	// bbolt creates raft.db and the snapshot store its folder, and neither
+	// syncs the folder holding the new name: without this a power cut can
+	// take the whole Raft state (term, vote, log) with it.
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fail(fmt.Errorf("controller: %w", err))
 	}
 
 	if ln == nil {
@@ -248,6 +259,37 @@ func Start(cfg Config) (*Controller, error) {
 		"data_dir", dir, "session_timeout", cfg.SessionTimeout, "heartbeat_interval", cfg.HeartbeatInterval,
 		"election_timeout", cfg.ElectionTimeout, "incarnation", c.incarnation)
 	return c, nil
+}
+
+// durableSnapshots is raft's file snapshot store with the one fsync it
+// lacks: it syncs each snapshot's files and, after renaming the snapshot's
+// folder into place, the parent folder, but never the snapshot's own
+// folder, so a power cut can keep the snapshot's name and lose the names
+// of the files inside it. Close syncs that folder before raft compacts
+// the log entries the snapshot replaces.
+type durableSnapshots struct {
+	raft.SnapshotStore
+	dir string // the store's "snapshots" folder
+}
+
+func (s durableSnapshots) Create(version raft.SnapshotVersion, index, term uint64, conf raft.Configuration, confIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
+	sink, err := s.SnapshotStore.Create(version, index, term, conf, confIndex, trans)
+	if err != nil {
+		return nil, err
+	}
+	return durableSink{sink, s.dir}, nil
+}
+
+type durableSink struct {
+	raft.SnapshotSink
+	dir string
+}
+
+func (s durableSink) Close() error {
+	if err := s.SnapshotSink.Close(); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Join(s.dir, s.ID()))
 }
 
 // checkVoters warns when the stored Raft configuration's voters are not

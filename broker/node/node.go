@@ -250,6 +250,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Fsync:         cfg.Fsync,
 			FsyncInterval: cfg.FsyncInterval,
 			SegmentBytes:  cfg.SegmentBytes,
+			AckBeforeSync: cfg.Bugs.FsyncAfterAck,
 			Logger:        logger.With("component", "storage"),
 		})
 		if err != nil {

@@ -6,8 +6,9 @@ import (
 )
 
 // Bugs are the bug switches (`garantia broker --bug NAME`), each off by
-// default. Each puts back a known class of replication bug, so that a test
-// can show the checker catching the acknowledged writes it loses.
+// default. Each puts back a known class of durability bug, so that a test
+// can show the checker catching the acknowledged writes it loses. AllBugs
+// names and describes them.
 type Bugs struct {
 	// HWTruncation (hw-truncation) is KIP-101's bug: a follower truncates
 	// its log to its own high watermark (the checkpointed one after a
@@ -26,18 +27,32 @@ type Bugs struct {
 	// the new metadata shrinks its ISR to itself and keeps acknowledging
 	// acks=all writes from its own log, which the new leader never had.
 	StaleLeader bool
+	// FsyncAfterAck (fsync-after-ack) makes --fsync always acknowledge an
+	// append (a leader's, so acks=1; a follower's, so the high watermark
+	// and acks=all) as soon as its bytes are written, and fsync them in the
+	// background after: a power cut of the replicas in between loses
+	// acknowledged writes that fsync always promised to keep.
+	FsyncAfterAck bool
 }
 
 // BugInfo names and describes one bug switch.
 type BugInfo struct {
 	Name, Description string
+	// field is the switch in Bugs.
+	field func(*Bugs) *bool
 }
 
-// AllBugs lists every bug switch, for --help and error messages.
+// AllBugs is the one table of bug switches: --help, ParseBugs and Names
+// all read it.
 var AllBugs = []BugInfo{
-	{"hw-truncation", "KIP-101: a follower truncates to its own (checkpointed) high watermark instead of using leader epochs"},
-	{"early-ack", "acks=all is answered right after the leader's own append, before the ISR has the records"},
-	{"stale-leader", "a leader applies ISR shrinks the controller did not commit, so a deposed leader keeps acknowledging acks=all from its own log"},
+	{"hw-truncation", "KIP-101: a follower truncates to its own (checkpointed) high watermark instead of using leader epochs",
+		func(b *Bugs) *bool { return &b.HWTruncation }},
+	{"early-ack", "acks=all is answered right after the leader's own append, before the ISR has the records",
+		func(b *Bugs) *bool { return &b.EarlyAck }},
+	{"stale-leader", "a leader applies ISR shrinks the controller did not commit, so a deposed leader keeps acknowledging acks=all from its own log",
+		func(b *Bugs) *bool { return &b.StaleLeader }},
+	{"fsync-after-ack", "--fsync always acknowledges appends before their fsync, which runs in the background, so a power cut loses acknowledged writes",
+		func(b *Bugs) *bool { return &b.FsyncAfterAck }},
 }
 
 // BugNames lists the names of every bug switch.
@@ -51,17 +66,13 @@ func BugNames() []string {
 
 // Enable turns on the bug switch called name.
 func (b *Bugs) Enable(name string) error {
-	switch name {
-	case "hw-truncation":
-		b.HWTruncation = true
-	case "early-ack":
-		b.EarlyAck = true
-	case "stale-leader":
-		b.StaleLeader = true
-	default:
-		return fmt.Errorf("unknown bug %q; known bugs: %s", name, strings.Join(BugNames(), ", "))
+	for _, info := range AllBugs {
+		if info.Name == name {
+			*info.field(b) = true
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("unknown bug %q; known bugs: %s", name, strings.Join(BugNames(), ", "))
 }
 
 // ParseBugs enables every named switch; an unknown name is an error that
@@ -76,17 +87,13 @@ func ParseBugs(names []string) (Bugs, error) {
 	return b, nil
 }
 
-// Names lists the enabled switches.
+// Names lists the enabled switches, in AllBugs order.
 func (b Bugs) Names() []string {
 	var out []string
-	if b.HWTruncation {
-		out = append(out, "hw-truncation")
-	}
-	if b.EarlyAck {
-		out = append(out, "early-ack")
-	}
-	if b.StaleLeader {
-		out = append(out, "stale-leader")
+	for _, info := range AllBugs {
+		if *info.field(&b) {
+			out = append(out, info.Name)
+		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package replication
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -105,26 +106,56 @@ func TestCheckpointErrorsNameFileAndLine(t *testing.T) {
 
 func TestParseBugs(t *testing.T) {
 	b, err := ParseBugs([]string{"early-ack", "hw-truncation", "early-ack"})
-	if err != nil || !b.EarlyAck || !b.HWTruncation || b.StaleLeader {
+	if err != nil || !b.EarlyAck || !b.HWTruncation || b.StaleLeader || b.FsyncAfterAck {
 		t.Fatalf("ParseBugs: %+v, %v", b, err)
 	}
 	if got := strings.Join(b.Names(), ","); got != "hw-truncation,early-ack" {
 		t.Fatalf("Names() = %s", got)
 	}
 	_, err = ParseBugs([]string{"stale-leader", "lose-everything"})
-	if err == nil || !strings.Contains(err.Error(), "lose-everything") || !strings.Contains(err.Error(), "hw-truncation, early-ack, stale-leader") {
+	if err == nil || !strings.Contains(err.Error(), "lose-everything") || !strings.Contains(err.Error(), "hw-truncation, early-ack, stale-leader, fsync-after-ack") {
 		t.Fatalf("unknown bug: err %v; want it named with the known ones", err)
 	}
-	if len(AllBugs) != len(BugNames()) {
-		t.Fatal("AllBugs and BugNames disagree")
-	}
-	var all Bugs
-	for _, n := range BugNames() {
-		if err := all.Enable(n); err != nil {
-			t.Fatalf("listed bug %q cannot be enabled: %v", n, err)
+}
+
+// TestEveryBugSwitchIsInTheTable: each switch of Bugs is named by exactly
+// one AllBugs entry, and enabling an entry turns on that switch alone, so
+// a switch added to Bugs but not to the table (no --bug name, no --help
+// line, missing from Names) fails here.
+func TestEveryBugSwitchIsInTheTable(t *testing.T) {
+	fields := reflect.TypeFor[Bugs]()
+	owner := map[string]string{} // field -> bug name
+	for _, info := range AllBugs {
+		var b Bugs
+		if err := b.Enable(info.Name); err != nil {
+			t.Fatalf("%s: %v", info.Name, err)
+		}
+		v := reflect.ValueOf(b)
+		var on []string
+		for i := range fields.NumField() {
+			if v.Field(i).Bool() {
+				on = append(on, fields.Field(i).Name)
+			}
+		}
+		if len(on) != 1 {
+			t.Fatalf("--bug %s turns on %v, want exactly one switch", info.Name, on)
+		}
+		if prev, dup := owner[on[0]]; dup {
+			t.Fatalf("--bug %s and --bug %s both turn on %s", prev, info.Name, on[0])
+		}
+		owner[on[0]] = info.Name
+		if got := b.Names(); len(got) != 1 || got[0] != info.Name {
+			t.Fatalf("with only %s on, Names() = %v", info.Name, got)
+		}
+		if info.Description == "" {
+			t.Fatalf("--bug %s has no description for --help", info.Name)
 		}
 	}
-	if len(all.Names()) != len(AllBugs) {
-		t.Fatalf("Names() lists %v, AllBugs has %d", all.Names(), len(AllBugs))
+	for i := range fields.NumField() {
+		if f := fields.Field(i); f.Type.Kind() == reflect.Bool {
+			if _, ok := owner[f.Name]; !ok {
+				t.Fatalf("Bugs.%s has no entry in AllBugs: it has no --bug name", f.Name)
+			}
+		}
 	}
 }

@@ -99,8 +99,15 @@ func Open(dataDir string, opts Options) (*DiskStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: creating data directory: %w", err)
+	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("storage: creating data directory: %w", err)
+		}
+		// The new folder's entry must survive a power cut, or every log
+		// created in it goes with it.
+		if err := syncDir(filepath.Dir(dataDir)); err != nil {
+			return nil, fmt.Errorf("storage: creating data directory: %w", err)
+		}
 	}
 	lock, err := lockDir(dataDir)
 	if err != nil {

@@ -64,7 +64,7 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 		ctlListen  = fs.String("controller-listen", "", "HOST:PORT of this node's controller port (Raft and controller requests); with --peer, the node joins a cluster whose metadata lives in a Raft log over these ports (KRaft-style). Without it the node is a cluster of one")
 		peers      = fs.StringArray("peer", nil, "ID=KAFKA_ADDR,CONTROLLER_ADDR: how this node reaches node ID's Kafka port (follower fetches) and controller port (Raft); repeatable, one per other node. The addresses may be proxies, so a harness can cut each directed link")
 		session    = fs.Duration("session-timeout", controller.DefaultSessionTimeout, "a broker that has not heartbeated to the controller for this long is fenced: it leaves every ISR and its partitions get new leaders")
-		bugs       = fs.StringArray("bug", nil, "turn on a known replication bug so the checker can be shown to catch it (repeatable): "+bugList())
+		bugs       = fs.StringArray("bug", nil, "turn on a known replication or durability bug so the checker can be shown to catch it (repeatable): "+bugList())
 
 		offsetsParts   = fs.Int32("offsets-topic-partitions", server.DefaultOffsetsTopicPartitions, "partition count of the offsets topic (__consumer_offsets) when this node creates it, at the cluster's first FindCoordinator (Kafka's default is 50)")
 		offsetsRF      = fs.Int16("offsets-topic-replication-factor", 0, "replication factor of the offsets topic; 0 means 3, or the cluster's size (this node and its --peer nodes) when smaller. Its min.insync.replicas is --min-insync-replicas, at most this")
@@ -79,7 +79,8 @@ func runBroker(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(w, "\nRuns one broker node serving the Kafka protocol until SIGTERM or SIGINT. Partitions are")
 		fmt.Fprintln(w, "replicated as in Kafka's ISR design (followers fetch from the leader; acks=all waits for")
 		fmt.Fprintln(w, "the high watermark). Without a controller the node is a cluster of one. Each --bug puts")
-		fmt.Fprintln(w, "back a known replication bug, off by default, so the checker can be shown to catch it.\n\nFlags:")
+		fmt.Fprintln(w, "back a known replication or durability bug, off by default, so the checker can be shown")
+		fmt.Fprintln(w, "to catch it (fsync-after-ack loses only to power cuts: it needs --fsync always).\n\nFlags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
