@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -145,11 +144,8 @@ func Start(cfg Config) (*Controller, error) {
 	c.incarnation = binary.BigEndian.Uint64(buf[:]) | 1 // never 0, which means none
 
 	dir := filepath.Join(cfg.DataDir, "controller")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil { // new folders' entries survive a power cut
 		return fail(fmt.Errorf("controller: creating %s: %w", dir, err))
-	}
-	if err := atomicfile.SyncDir(cfg.DataDir); err != nil { // the folder's entry survives a power cut
-		return fail(fmt.Errorf("controller: %w", err))
 	}
 	dbPath := filepath.Join(dir, "raft.db")
 	c.bolt, err = raftboltdb.New(raftboltdb.Options{

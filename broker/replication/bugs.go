@@ -29,9 +29,10 @@ type Bugs struct {
 	StaleLeader bool
 	// FsyncAfterAck (fsync-after-ack) makes --fsync always acknowledge an
 	// append (a leader's, so acks=1; a follower's, so the high watermark
-	// and acks=all) as soon as its bytes are written, and fsync them in the
-	// background after: a power cut of the replicas in between loses
-	// acknowledged writes that fsync always promised to keep.
+	// and acks=all) as soon as its bytes are written, and fsync them later,
+	// in the background every --fsync-interval: a power cut of the
+	// replicas in between loses acknowledged writes that fsync always
+	// promised to keep.
 	FsyncAfterAck bool
 }
 
@@ -51,7 +52,7 @@ var AllBugs = []BugInfo{
 		func(b *Bugs) *bool { return &b.EarlyAck }},
 	{"stale-leader", "a leader applies ISR shrinks the controller did not commit, so a deposed leader keeps acknowledging acks=all from its own log",
 		func(b *Bugs) *bool { return &b.StaleLeader }},
-	{"fsync-after-ack", "--fsync always acknowledges appends before their fsync, which runs in the background, so a power cut loses acknowledged writes",
+	{"fsync-after-ack", "--fsync always acknowledges appends before their fsync, which comes later, every --fsync-interval, so a power cut loses acknowledged writes",
 		func(b *Bugs) *bool { return &b.FsyncAfterAck }},
 }
 

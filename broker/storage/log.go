@@ -51,7 +51,6 @@ type Log struct {
 	notifyClosed bool
 
 	sealCh      chan struct{} // a segment was sealed: flush it in the background
-	syncCh      chan struct{} // AckBeforeSync: appends returned before their sync; sync in the background
 	done        chan struct{}
 	flusherDone chan struct{}
 	stopOnce    sync.Once
@@ -83,7 +82,6 @@ func OpenLog(dir string, opts Options) (*Log, error) {
 		logger:      opts.Logger,
 		lock:        lock,
 		sealCh:      make(chan struct{}, 1),
-		syncCh:      make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		flusherDone: make(chan struct{}),
 		tail:        tailCache{budget: opts.TailCacheBytes},
@@ -221,15 +219,10 @@ func (l *Log) AppendAsLeader(set []byte, leaderEpoch int32) (int64, error) {
 // syncTo returns once every offset below end is on stable storage. Callers
 // that queue on syncMu while another fsync runs usually find their bytes
 // covered by it or by the next one: one fsync per group of appends. With
-// the AckBeforeSync bug it only asks the flusher for the sync and returns
-// at once.
+// the AckBeforeSync bug it returns at once, and the flusher syncs later.
 func (l *Log) syncTo(end int64) error {
 	if l.opts.AckBeforeSync {
-		select {
-		case l.syncCh <- struct{}{}:
-		default:
-		}
-		return nil
+		return nil // the flusher syncs every FsyncInterval
 	}
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -609,13 +602,13 @@ func (l *Log) flushLocked(full, activeIndex bool) error {
 	return nil
 }
 
-// flusher syncs in the background: every FsyncInterval under that policy,
-// whenever a segment is sealed, under every policy, and (AckBeforeSync)
-// after appends that did not wait for their sync.
+// flusher syncs in the background: every FsyncInterval under that policy
+// (and under the AckBeforeSync bug, whatever the policy), and whenever a
+// segment is sealed, under every policy.
 func (l *Log) flusher() {
 	defer close(l.flusherDone)
 	var tick <-chan time.Time
-	if l.opts.Fsync == FsyncInterval {
+	if l.opts.Fsync == FsyncInterval || l.opts.AckBeforeSync {
 		t := time.NewTicker(l.opts.FsyncInterval)
 		defer t.Stop()
 		tick = t.C
@@ -626,7 +619,6 @@ func (l *Log) flusher() {
 			return
 		case <-tick:
 		case <-l.sealCh:
-		case <-l.syncCh:
 		}
 		// A failure is sticky and was logged by failLocked; appends report it.
 		_ = l.Sync()

@@ -106,9 +106,10 @@ type Options struct {
 	// file; 0 means DefaultTailCacheBytes, a negative value none.
 	TailCacheBytes int
 	// AckBeforeSync is a bug switch (`--bug fsync-after-ack`): under
-	// FsyncAlways an append returns as soon as its bytes are written and
-	// the fsync runs in the background afterwards, so a power cut in
-	// between loses appends that were acknowledged. Off in every real use.
+	// FsyncAlways an append returns as soon as its bytes are written, and
+	// the fsync comes later, in the background every FsyncInterval, so a
+	// power cut in between loses appends that were acknowledged. Off in
+	// every real use.
 	AckBeforeSync bool
 	// Logger receives recovery reports (a Warn line for every truncated
 	// torn or corrupt tail) and background fsync failures; nil means

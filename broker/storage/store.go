@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/garantia/garantia/internal/atomicfile"
 )
 
 // maxTopicNameLen is Kafka's limit on topic names.
@@ -99,15 +101,10 @@ func Open(dataDir string, opts Options) (*DiskStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("storage: creating data directory: %w", err)
-		}
-		// The new folder's entry must survive a power cut, or every log
-		// created in it goes with it.
-		if err := syncDir(filepath.Dir(dataDir)); err != nil {
-			return nil, fmt.Errorf("storage: creating data directory: %w", err)
-		}
+	// The new folder's entry must survive a power cut, or every log
+	// created in it goes with it.
+	if err := atomicfile.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: creating data directory: %w", err)
 	}
 	lock, err := lockDir(dataDir)
 	if err != nil {

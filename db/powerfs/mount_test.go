@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/garantia/garantia/db/local/buildtest"
 	"github.com/garantia/garantia/internal/atomicfile"
 )
 
@@ -366,7 +367,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("mounted")
 		select {}
 	}
-	os.Exit(m.Run())
+	buildtest.Main(m) // removes the broker binary TestBrokerPowerCuts built
 }
 
 // TestRemoveStale: a process that mounts and is killed leaves a mount

@@ -80,6 +80,36 @@ func Symlink(target, link string) error {
 	return nil
 }
 
+// MkdirAll creates dir and any missing parents, as os.MkdirAll does, and
+// makes each new folder's entry durable (an fsync of the folder holding
+// it), so that a power cut cannot take a folder away, with everything
+// later written into it, after MkdirAll returned.
+func MkdirAll(dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- { // parents first
+		if err := SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SyncDir makes dir's entries (files created, renamed or removed in it)
 // durable.
 func SyncDir(dir string) error {
