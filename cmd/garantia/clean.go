@@ -13,12 +13,13 @@ import (
 
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/db/docker"
+	"github.com/garantia/garantia/db/powerfs"
 )
 
 func init() {
 	register(command{
 		name:    "clean",
-		summary: "remove the Docker containers and networks that crashed --db docker runs left",
+		summary: "remove the power-loss mounts, Docker containers and networks that crashed runs left",
 		run:     runClean,
 	})
 }
@@ -47,6 +48,13 @@ func runClean(args []string, stdout, stderr io.Writer) int {
 	}
 	if opts.Images && opts.Run != "" {
 		return bad("--images removes images, which no run owns; it cannot go with --run")
+	}
+
+	// Power-loss mounts first: they need no engine, and a mount whose
+	// harness died answers nothing but "transport endpoint is not
+	// connected" until it is gone.
+	if code := cleanMounts(opts.DryRun, stdout, stderr); code != verdict.ExitValid {
+		return code
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,6 +93,40 @@ func runClean(args []string, stdout, stderr io.Writer) int {
 	return verdict.ExitValid
 }
 
+// cleanMounts removes (or, with dryRun, lists) the powerfs mounts of
+// harnesses that died: mounts of live processes, whoever they belong to,
+// stay.
+func cleanMounts(dryRun bool, stdout, stderr io.Writer) int {
+	var stale []powerfs.Mounted
+	var err error
+	if dryRun {
+		var all []powerfs.Mounted
+		all, err = powerfs.Mounts()
+		for _, m := range all {
+			if m.Stale {
+				stale = append(stale, m)
+			}
+		}
+	} else {
+		stale, err = powerfs.RemoveStale()
+	}
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	for _, m := range stale {
+		fmt.Fprintf(stdout, "%s %s\n", verb, m)
+	}
+	if len(stale) > 0 {
+		fmt.Fprintf(stdout, "%s %d stale power-loss mount(s)\n", verb, len(stale))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "garantia clean: %v\n", err)
+		return verdict.ExitInternal
+	}
+	return verdict.ExitValid
+}
+
 func cleanUsage(w io.Writer, fs *pflag.FlagSet) {
 	fmt.Fprintf(w, `Usage: garantia clean [flags]
 
@@ -94,6 +136,10 @@ longer running: what a crashed or killed run left behind. A run that ends
 normally, fails or is interrupted with Ctrl-C removes its own. Each removed
 thing is printed with its run id and run folder. The engine is the one the
 environment names (DOCKER_HOST), else the local socket.
+
+First it unmounts (lazily) the power-loss filesystems (FUSE mounts of type
+fuse.garantia-powerfs) whose serving process is gone; their backing folders
+stay as they were.
 
 Exit codes: 0 done (also when there was nothing to remove), 254 bad
 arguments, 255 the engine could not be reached or a removal failed.

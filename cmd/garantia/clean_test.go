@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,5 +157,43 @@ func TestCleanRemovesLeftovers(t *testing.T) {
 	code, out, _ = runCLI(t, "clean", "--run", live, "--force")
 	if code != 0 || left(live) != 0 {
 		t.Fatalf("forced clean of a live run: exit %d, %d things left\nstdout:\n%s", code, left(live), out)
+	}
+}
+
+// TestCleanRemovesStaleMounts: a power-loss mount whose serving process
+// is gone (here: mounted by hand with a FUSE connection that nobody
+// serves, naming a process id that does not exist) is unmounted by
+// garantia clean and listed by --dry-run.
+func TestCleanRemovesStaleMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting by hand needs root")
+	}
+	old := newCleanEngine
+	newCleanEngine = func() (docker.Engine, error) { return downEngine{}, nil }
+	t.Cleanup(func() { newCleanEngine = old })
+	dir := t.TempDir()
+	fd, err := syscall.Open("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no FUSE here: %v", err)
+	}
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	if err := syscall.Mount("garantia-powerfs:pid=2147483646:start=1:cleantest", dir, "fuse.garantia-powerfs", syscall.MS_NOSUID|syscall.MS_NODEV, data); err != nil {
+		syscall.Close(fd)
+		t.Skipf("cannot mount FUSE here: %v", err)
+	}
+	syscall.Close(fd) // the connection dies: the mount is stale, as a killed harness leaves it
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+
+	code, out, _ := runCLI(t, "clean", "--dry-run")
+	if !strings.Contains(out, "would remove powerfs mount "+dir) || !strings.Contains(out, `label "cleantest"`) {
+		t.Fatalf("clean --dry-run (exit %d) does not list the stale mount %s:\n%s", code, dir, out)
+	}
+	code, out, _ = runCLI(t, "clean")
+	if !strings.Contains(out, "removed powerfs mount "+dir) {
+		t.Fatalf("clean (exit %d) does not remove the stale mount %s:\n%s", code, dir, out)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), " "+dir+" ") {
+		t.Fatalf("%s is still mounted after garantia clean", dir)
 	}
 }

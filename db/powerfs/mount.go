@@ -83,9 +83,9 @@ type Options struct {
 	// disk's fsync latency; the default passes them through.
 	NoBackingSync bool
 	// MaxUndoBytes bounds the durable bytes kept in memory for files
-	// overwritten or truncated since their last fsync; a write that would
-	// pass it fails (ENOSPC is not right for it; the error is EIO). 0
-	// means 1 GiB, negative no bound.
+	// overwritten or truncated since their last fsync; a write or
+	// truncation that would pass it fails with EIO. (Appends keep
+	// nothing.) 0 means 1 GiB, negative no bound.
 	MaxUndoBytes int64
 	// Debug logs every FUSE request to stderr.
 	Debug bool

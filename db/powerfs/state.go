@@ -367,7 +367,8 @@ func (s *state) addUndo(delta int64) {
 
 // errUndoFull: keeping the durable bytes a write would overwrite would pass
 // Options.MaxUndoBytes.
-var errUndoFull = errors.New("powerfs: the durable bytes kept for power cuts reached their limit (Options.MaxUndoBytes); fsync the files being overwritten")
+// The write fails with EIO.
+var errUndoFull = fmt.Errorf("powerfs: the durable bytes kept for power cuts reached their limit (Options.MaxUndoBytes); fsync the files being overwritten: %w", syscall.EIO)
 
 // preserve copies the durable bytes in [a, b) that the backing file still
 // holds (those not kept yet) into undo, before a write or truncation
@@ -431,7 +432,7 @@ func preadFull(fd int, b []byte, off int64) (int, error) {
 			return done, err
 		}
 		if k == 0 {
-			return done, fmt.Errorf("short read: %d of %d bytes", done, len(b))
+			return done, fmt.Errorf("short read: %d of %d bytes: %w", done, len(b), syscall.EIO)
 		}
 		done += k
 	}
