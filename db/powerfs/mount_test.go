@@ -449,3 +449,34 @@ func TestRemoveStale(t *testing.T) {
 		t.Fatalf("the live mount stopped working: %v", err)
 	}
 }
+
+// TestMkdirAllSurvivesACut: folders made with atomicfile.MkdirAll (new
+// levels synced into their parents) survive a cut with a synced file in
+// them; os.MkdirAll's do not.
+func TestMkdirAllSurvivesACut(t *testing.T) {
+	f := mountT(t, Options{})
+	for _, durable := range []bool{true, false} {
+		dir := filepath.Join(f.Dir(), fmt.Sprint(durable), "data", "controller")
+		var err error
+		if durable {
+			err = atomicfile.MkdirAll(dir, 0o755)
+		} else {
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(dir, "state"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.PowerCut(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.Dir(), "true", "data", "controller", "state")); err != nil || string(b) != "x" {
+		t.Fatalf("after atomicfile.MkdirAll and a cut: %q, %v; want the synced file", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.Dir(), "false")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after os.MkdirAll and a cut: %v; want the folders gone (their entries were never synced)", err)
+	}
+}

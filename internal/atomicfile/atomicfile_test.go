@@ -101,3 +101,24 @@ func TestSymlinkReplaces(t *testing.T) {
 		t.Fatalf("left behind %v, want only the link", entries)
 	}
 }
+
+// TestMkdirAll creates missing levels, accepts an existing folder, and
+// fails on a file in the way.
+func TestMkdirAll(t *testing.T) {
+	dir := t.TempDir()
+	p := dir + "/a/b/c"
+	for range 2 {
+		if err := MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	if err := os.WriteFile(dir+"/f", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(dir+"/f/g", 0o755); err == nil {
+		t.Fatal("MkdirAll through a file succeeded")
+	}
+}
