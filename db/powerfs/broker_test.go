@@ -23,12 +23,13 @@ import (
 // powerfs mount: a cluster of one with its Raft controller, so that
 // raft.db and the controller's snapshots live on the mount too.
 type brokerProc struct {
-	t         *testing.T
+	tb        testing.TB
 	bin       string
 	dataDir   string
 	addr      string
 	ctl       string
 	extraArgs []string
+	single    bool // no controller: the in-memory metadata of a cluster of one
 	cmd       *exec.Cmd
 	log       *bytes.Buffer
 }
@@ -44,20 +45,24 @@ func freeAddr(t testing.TB) string {
 }
 
 func newBrokerProc(t *testing.T, dataDir string, args ...string) *brokerProc {
-	b := &brokerProc{t: t, bin: buildtest.Binary(t), dataDir: dataDir, addr: freeAddr(t), ctl: freeAddr(t), extraArgs: args}
+	b := &brokerProc{tb: t, bin: buildtest.Binary(t), dataDir: dataDir, addr: freeAddr(t), ctl: freeAddr(t), extraArgs: args}
 	t.Cleanup(b.kill)
 	return b
 }
 
 func (b *brokerProc) start() {
-	b.t.Helper()
-	args := append([]string{"broker", "--id", "1", "--listen", b.addr, "--advertise", b.addr,
-		"--controller-listen", b.ctl, "--data-dir", b.dataDir, "--auto-create-topics", "--partitions", "1"}, b.extraArgs...)
+	b.tb.Helper()
+	args := []string{"broker", "--id", "1", "--listen", b.addr, "--advertise", b.addr,
+		"--data-dir", b.dataDir, "--auto-create-topics", "--partitions", "1"}
+	if !b.single {
+		args = append(args, "--controller-listen", b.ctl)
+	}
+	args = append(args, b.extraArgs...)
 	b.cmd = exec.Command(b.bin, args...)
 	b.log = &bytes.Buffer{}
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
-		b.t.Fatal(err)
+		b.tb.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -70,7 +75,7 @@ func (b *brokerProc) start() {
 		}
 		if ctx.Err() != nil {
 			b.kill()
-			b.t.Fatalf("broker on %s did not come up: %v\n%s", b.addr, err, b.log)
+			b.tb.Fatalf("broker on %s did not come up: %v\n%s", b.addr, err, b.log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -40,6 +40,14 @@
 // re-linking each durable name, dropping the rest) and mounts again: the
 // kernel's caches start empty, as after a reboot.
 //
+// The kernel's writeback cache is on (Options.NoWritebackCache turns it
+// off): written pages stay in the kernel and reach this process in bigger
+// writes, by the next fsync, fdatasync or close at the latest, so the
+// model sees every byte a sync covers before the sync itself, and a cut,
+// which comes after the node's process is dead, undoes the rest as ever.
+// Passthrough (FUSE_PASSTHROUGH, where the kernel writes the backing file
+// itself) is never offered: the model would not see the writes.
+//
 // # Use from a harness
 //
 //	if err := powerfs.Probe(); err != nil { ... }      // before any node starts: ErrNoFUSE, ErrMountDenied

@@ -614,8 +614,11 @@ func TestModel(t *testing.T) {
 	}
 	for _, mode := range []Mode{Strict, Ordered} {
 		for _, seed := range seeds {
-			t.Run(fmt.Sprintf("%s/seed=%d", mode, seed), func(t *testing.T) {
-				f := mountT(t, Options{Mode: mode})
+			// Half the seeds without the writeback cache, so both ways
+			// writes reach the model are checked.
+			noCache := seed%2 == 0
+			t.Run(fmt.Sprintf("%s/seed=%d/writeback=%v", mode, seed, !noCache), func(t *testing.T) {
+				f := mountT(t, Options{Mode: mode, NoWritebackCache: noCache})
 				x := &modelRun{t: t, f: f, m: newTModel(mode), r: rand.New(rand.NewPCG(seed, 7))}
 				var lost, undone int
 				for cut := range 12 {

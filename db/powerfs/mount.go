@@ -70,6 +70,7 @@ type Options struct {
 	// Torn: at a power cut, each file's last unsynced write survives in
 	// part: each of its 512-byte sectors (aligned in the file) survives or
 	// not, drawn from Seed. The rest of the file is as durable as ever.
+	// (See NoWritebackCache for what the last write is.)
 	Torn bool
 	// Seed seeds the torn-write draws; one seed gives one sequence of
 	// draws across the mount's cuts.
@@ -87,6 +88,15 @@ type Options struct {
 	// truncation that would pass it fails with EIO. (Appends keep
 	// nothing.) 0 means 1 GiB, negative no bound.
 	MaxUndoBytes int64
+	// NoWritebackCache sends every write of a program through to this
+	// process as it is made, instead of letting the kernel keep the pages
+	// and send them in bigger writes later, at a sync or close at the
+	// latest (FUSE's writeback cache, on by default: it keeps the rules
+	// above, and a broker writing through the mount runs at the speed of a
+	// plain folder). With the cache, the "last write" of Torn is the last
+	// write the kernel sent, which may hold several writes of the program
+	// to the same pages; without it, the program's own last write.
+	NoWritebackCache bool
 	// Debug logs every FUSE request to stderr.
 	Debug bool
 }
@@ -162,6 +172,15 @@ func (f *FS) mount() error {
 		Options:       []string{"default_permissions"},
 		Debug:         f.opts.Debug,
 		Logger:        log.New(io.Discard, "", 0),
+	}
+	if !f.opts.NoWritebackCache {
+		// The kernel keeps written pages and sends them later, in bigger
+		// writes: a program's write costs a copy, not a round trip
+		// through this process. The model is unchanged: fsync, fdatasync
+		// and close send every dirty page before they return (so what a
+		// sync makes durable is all here when the FSYNC comes), and a cut
+		// comes only after the node's process is dead, its files closed.
+		mo.ExtraCapabilities = fuse.CAP_WRITEBACK_CACHE
 	}
 	if f.opts.Debug {
 		mo.Logger = log.New(os.Stderr, "powerfs: ", log.Lmicroseconds)
