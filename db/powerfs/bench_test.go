@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -75,7 +77,8 @@ func produceRate(b *testing.B, dataDir string, fsync string, conc int, d time.Du
 //	go test ./db/powerfs -run '^$' -bench ProduceThroughPowerfs -benchtime 1x
 //
 // (BENCH_ROUNDS, BENCH_SECONDS and BENCH_CONCURRENCY change the rounds,
-// the seconds per measurement and the producing clients).
+// the seconds per measurement and the producing clients;
+// BENCH_NO_BACKING_SYNC=1 mounts with Options.NoBackingSync).
 func BenchmarkProduceThroughPowerfs(b *testing.B) {
 	rounds, conc := 5, 10
 	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
@@ -100,7 +103,7 @@ func BenchmarkProduceThroughPowerfs(b *testing.B) {
 					base := b.TempDir()
 					dataDir := filepath.Join(base, "plain")
 					if onPowerfs {
-						f := mountT(b, Options{Label: "bench"})
+						f := mountT(b, Options{Label: "bench", NoBackingSync: os.Getenv("BENCH_NO_BACKING_SYNC") == "1"})
 						dataDir = filepath.Join(f.Dir(), "data")
 						mounted = produceRate(b, dataDir, fsync, conc, d)
 						if err := f.Unmount(); err != nil {
@@ -121,5 +124,69 @@ func BenchmarkProduceThroughPowerfs(b *testing.B) {
 			b.Logf("fsync %s: powerfs/plain over %d rounds: min %.2f, median %.2f, max %.2f", fsync, len(r), r[0], r[len(r)/2], r[len(r)-1])
 			b.ReportMetric(r[len(r)/2], "ratio-median-fsync-"+fsync)
 		}
+	}
+}
+
+// testRunOps runs `garantia test --rate 0 --nemesis none` (the README's
+// throughput measurement: a local 3-node cluster, acks=all, RF 3) with its
+// store in storeDir, and returns the recorded operations per second.
+func testRunOps(b *testing.B, storeDir string, d time.Duration) float64 {
+	cmd := exec.Command(buildtest.Binary(b), "test", "--rate", "0", "--nemesis", "none",
+		"--time-limit", d.String(), "--store", storeDir, "--seed", "1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("garantia test --store %s: %v\n%s", storeDir, err, out)
+	}
+	m := regexp.MustCompile(`(?m)^ops: (\d+) events`).FindSubmatch(out)
+	if m == nil {
+		b.Fatalf("no \"ops: N events\" line in:\n%s", out)
+	}
+	events, _ := strconv.Atoi(string(m[1]))
+	return float64(events) / d.Seconds()
+}
+
+// BenchmarkTestRunThroughPowerfs measures the default `garantia test`
+// cluster with its whole store (each node's data folder, the history, the
+// results) on a powerfs mount against a plain folder, in interleaved
+// rounds, and reports min/median/max of the ratio of recorded operations
+// per second:
+//
+//	go test ./db/powerfs -run '^$' -bench TestRunThroughPowerfs -benchtime 1x
+//
+// (BENCH_ROUNDS and BENCH_SECONDS as for BenchmarkProduceThroughPowerfs;
+// 8 s a run by default).
+func BenchmarkTestRunThroughPowerfs(b *testing.B) {
+	rounds, d := 3, 8*time.Second
+	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && v > 0 {
+		d = time.Duration(v) * time.Second
+	}
+	for range b.N {
+		var ratios []float64
+		for round := range rounds {
+			var plain, mounted float64
+			order := []bool{false, true}
+			if round%2 == 1 {
+				order = []bool{true, false}
+			}
+			for _, onPowerfs := range order {
+				if onPowerfs {
+					f := mountT(b, Options{Label: "bench"})
+					mounted = testRunOps(b, f.Dir(), d)
+					if err := f.Unmount(); err != nil {
+						b.Fatal(err)
+					}
+				} else {
+					plain = testRunOps(b, b.TempDir(), d)
+				}
+			}
+			ratios = append(ratios, mounted/plain)
+			b.Logf("round %d: plain folder %.0f ops/s, powerfs %.0f ops/s, ratio %.2f", round, plain, mounted, mounted/plain)
+		}
+		slices.Sort(ratios)
+		b.Logf("garantia test, powerfs/plain over %d rounds: min %.2f, median %.2f, max %.2f", len(ratios), ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1])
+		b.ReportMetric(ratios[len(ratios)/2], "ratio-median")
 	}
 }
