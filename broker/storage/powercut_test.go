@@ -4,52 +4,21 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/garantia/garantia/db/powerfs"
+	"github.com/garantia/garantia/db/powerfs/powerfstest"
 )
 
 // The power-cut tests run the log on a db/powerfs mount, which forgets at
 // a cut everything not fsynced (file data since the file's last fsync,
 // folder entries since the folder's last fsync): what a machine losing
 // power loses. db/powerfs is a leaf package the tests borrow; the broker
-// itself does not depend on it.
-
-// powerMount mounts a power-loss filesystem for the test (strict mode:
-// the POSIX rules), unmounted when the test ends; without FUSE the test
-// skips, except in CI on a machine with /dev/fuse, where it fails.
-func powerMount(t *testing.T, opts powerfs.Options) *powerfs.FS {
-	t.Helper()
-	base := t.TempDir()
-	backing, mnt := filepath.Join(base, "backing"), filepath.Join(base, "mnt")
-	for _, d := range []string{backing, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts.Label = "test/" + t.Name()
-	f, err := powerfs.Mount(backing, mnt, opts)
-	if err != nil {
-		_, devErr := os.Stat("/dev/fuse")
-		if os.Getenv("CI") == "true" && devErr == nil {
-			t.Fatalf("FUSE mount failed on a CI machine that has /dev/fuse: %v", err)
-		}
-		if errors.Is(err, powerfs.ErrNoFUSE) || errors.Is(err, powerfs.ErrMountDenied) {
-			t.Skipf("needs FUSE: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := f.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	return f
-}
+// itself does not depend on it. Without FUSE the tests skip (in CI with
+// /dev/fuse they fail instead: powerfstest).
 
 // powerCutResult sums a power-cut run.
 type powerCutResult struct {
@@ -183,7 +152,7 @@ func TestPowerCutsKeepAcknowledgedWithFsyncAlways(t *testing.T) {
 	if testing.Short() {
 		cuts = 30
 	}
-	f := powerMount(t, powerfs.Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	res := runPowerCuts(t, f, Options{Fsync: FsyncAlways, SegmentBytes: 16 << 10, IndexIntervalBytes: 1 << 10}, cuts, false)
 	if res.lost > 0 {
 		t.Fatalf("%d acknowledged batches lost over %d power cuts with fsync always; first: %s", res.lost, res.cuts, res.firstLoss)
@@ -194,7 +163,7 @@ func TestPowerCutsKeepAcknowledgedWithFsyncAlways(t *testing.T) {
 // TestPowerCutsLoseAcknowledgedWithFsyncNever shows the cuts have teeth:
 // with FsyncNever, acknowledged appends are lost.
 func TestPowerCutsLoseAcknowledgedWithFsyncNever(t *testing.T) {
-	f := powerMount(t, powerfs.Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	res := runPowerCuts(t, f, Options{Fsync: FsyncNever, SegmentBytes: 16 << 10, IndexIntervalBytes: 1 << 10}, 30, true)
 	if res.lost == 0 {
 		t.Fatalf("%d power cuts with fsync never lost none of %d acknowledged appends: the power cut has no teeth", res.cuts, res.acked)
@@ -206,7 +175,7 @@ func TestPowerCutsLoseAcknowledgedWithFsyncNever(t *testing.T) {
 // acknowledged before their fsync) loses acknowledged appends to power
 // cuts that fsync always survives.
 func TestPowerCutsCatchAckBeforeSync(t *testing.T) {
-	f := powerMount(t, powerfs.Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	res := runPowerCuts(t, f, Options{Fsync: FsyncAlways, AckBeforeSync: true, SegmentBytes: 16 << 10, IndexIntervalBytes: 1 << 10}, 100, true)
 	if res.lost == 0 {
 		t.Fatalf("%d power cuts with the fsync-after-ack bug lost none of %d acknowledged appends", res.cuts, res.acked)

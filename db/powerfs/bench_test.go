@@ -1,8 +1,10 @@
-package powerfs
+package powerfs_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/garantia/garantia/db/powerfs"
+	"github.com/garantia/garantia/db/powerfs/powerfstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +80,7 @@ func produceRate(b *testing.B, dataDir string, fsync string, conc int, d time.Du
 //
 // (BENCH_ROUNDS, BENCH_SECONDS and BENCH_CONCURRENCY change the rounds,
 // the seconds per measurement and the producing clients;
-// BENCH_NO_BACKING_SYNC=1 mounts with Options.NoBackingSync).
+// BENCH_NO_BACKING_SYNC=1 mounts with powerfs.Options.NoBackingSync).
 func BenchmarkProduceThroughPowerfs(b *testing.B) {
 	rounds, conc := 5, 10
 	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
@@ -103,7 +105,7 @@ func BenchmarkProduceThroughPowerfs(b *testing.B) {
 					base := b.TempDir()
 					dataDir := filepath.Join(base, "plain")
 					if onPowerfs {
-						f := mountT(b, Options{Label: "bench", NoBackingSync: os.Getenv("BENCH_NO_BACKING_SYNC") == "1"})
+						f := powerfstest.Mount(b, powerfs.Options{Label: "bench", NoBackingSync: os.Getenv("BENCH_NO_BACKING_SYNC") == "1"})
 						dataDir = filepath.Join(f.Dir(), "data")
 						mounted = produceRate(b, dataDir, fsync, conc, d)
 						if err := f.Unmount(); err != nil {
@@ -173,7 +175,7 @@ func BenchmarkTestRunThroughPowerfs(b *testing.B) {
 			}
 			for _, onPowerfs := range order {
 				if onPowerfs {
-					f := mountT(b, Options{Label: "bench"})
+					f := powerfstest.Mount(b, powerfs.Options{Label: "bench"})
 					mounted = testRunOps(b, f.Dir(), d)
 					if err := f.Unmount(); err != nil {
 						b.Fatal(err)

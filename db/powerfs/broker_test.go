@@ -1,9 +1,11 @@
-package powerfs
+package powerfs_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/garantia/garantia/db/powerfs"
+	"github.com/garantia/garantia/db/powerfs/powerfstest"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -194,7 +196,7 @@ func readAll(t *testing.T, b *brokerProc) map[string]bool {
 // and read everything back. It returns the acknowledged values lost,
 // counted over every round so far, and stops at the first round that
 // lost any when stopAtLoss.
-func powerCutRounds(t *testing.T, f *FS, rounds int, stopAtLoss bool, args ...string) (acked, lost int, first string) {
+func powerCutRounds(t *testing.T, f *powerfs.FS, rounds int, stopAtLoss bool, args ...string) (acked, lost int, first string) {
 	b := newBrokerProc(t, filepath.Join(f.Dir(), "data"), args...)
 	var all []string
 	for round := range rounds {
@@ -235,14 +237,14 @@ func TestBrokerPowerCuts(t *testing.T) {
 		t.Skip("starts broker processes")
 	}
 	t.Run("fsync always keeps every acknowledged record", func(t *testing.T) {
-		f := mountT(t, Options{})
+		f := powerfstest.Mount(t, powerfs.Options{})
 		acked, lost, first := powerCutRounds(t, f, 3, false, "--fsync", "always")
 		if lost > 0 {
 			t.Fatalf("--fsync always: %d of %d acknowledged records lost to power cuts; first %s", lost, acked, first)
 		}
 	})
 	t.Run("fsync never loses acknowledged records", func(t *testing.T) {
-		f := mountT(t, Options{})
+		f := powerfstest.Mount(t, powerfs.Options{})
 		acked, lost, first := powerCutRounds(t, f, 3, true, "--fsync", "never")
 		if lost == 0 {
 			t.Fatalf("--fsync never: no acknowledged record of %d lost to power cuts: the fault has no teeth", acked)
@@ -250,7 +252,7 @@ func TestBrokerPowerCuts(t *testing.T) {
 		t.Logf("--fsync never: %d of %d acknowledged records lost; first %s", lost, acked, first)
 	})
 	t.Run("fsync-after-ack bug loses acknowledged records", func(t *testing.T) {
-		f := mountT(t, Options{})
+		f := powerfstest.Mount(t, powerfs.Options{})
 		acked, lost, first := powerCutRounds(t, f, 8, true, "--fsync", "always", "--bug", "fsync-after-ack")
 		if lost == 0 {
 			t.Fatalf("--bug fsync-after-ack: no acknowledged record of %d lost to 8 power cuts", acked)

@@ -1,8 +1,10 @@
-package powerfs
+package powerfs_test
 
 import (
 	"bytes"
 	"fmt"
+	"github.com/garantia/garantia/db/powerfs"
+	"github.com/garantia/garantia/db/powerfs/powerfstest"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -38,12 +40,12 @@ type tnode struct {
 }
 
 type tmodel struct {
-	mode  Mode
+	mode  powerfs.Mode
 	root  *tnode
 	nodes []*tnode
 }
 
-func newTModel(mode Mode) *tmodel {
+func newTModel(mode powerfs.Mode) *tmodel {
 	m := &tmodel{mode: mode}
 	m.root = m.newNode(true)
 	return m
@@ -124,7 +126,7 @@ func (m *tmodel) truncate(n *tnode, size int64) {
 		n.sizeChanged = true
 	}
 	n.cur = resized(n.cur, size)
-	if m.mode == Ordered {
+	if m.mode == powerfs.Ordered {
 		n.pending = append(n.pending, size)
 		n.metaDirty = true
 	}
@@ -135,13 +137,13 @@ func (m *tmodel) fsyncFile(n *tnode) {
 	n.dur = slices.Clone(n.cur)
 	n.sizeChanged = false
 	n.pending = nil
-	if m.mode == Ordered && commit {
+	if m.mode == powerfs.Ordered && commit {
 		m.commit()
 	}
 }
 
 func (m *tmodel) fsyncDir(d *tnode) {
-	if m.mode == Ordered {
+	if m.mode == powerfs.Ordered {
 		if d.metaDirty {
 			m.commit()
 		}
@@ -277,7 +279,7 @@ func describe(e entry) string {
 // modelRun drives one seeded sequence of operations and cuts.
 type modelRun struct {
 	t   *testing.T
-	f   *FS
+	f   *powerfs.FS
 	m   *tmodel
 	r   *rand.Rand
 	log []string
@@ -612,13 +614,13 @@ func TestModel(t *testing.T) {
 		}
 		seeds = []uint64{v}
 	}
-	for _, mode := range []Mode{Strict, Ordered} {
+	for _, mode := range []powerfs.Mode{powerfs.Strict, powerfs.Ordered} {
 		for _, seed := range seeds {
 			// Half the seeds without the writeback cache, so both ways
 			// writes reach the model are checked.
 			noCache := seed%2 == 0
 			t.Run(fmt.Sprintf("%s/seed=%d/writeback=%v", mode, seed, !noCache), func(t *testing.T) {
-				f := mountT(t, Options{Mode: mode, NoWritebackCache: noCache})
+				f := powerfstest.Mount(t, powerfs.Options{Mode: mode, NoWritebackCache: noCache})
 				x := &modelRun{t: t, f: f, m: newTModel(mode), r: rand.New(rand.NewPCG(seed, 7))}
 				var lost, undone int
 				for cut := range 12 {

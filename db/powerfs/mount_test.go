@@ -1,9 +1,11 @@
-package powerfs
+package powerfs_test
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/garantia/garantia/db/powerfs"
+	"github.com/garantia/garantia/db/powerfs/powerfstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +106,7 @@ func bboltHelper(spec string) error {
 // committed transaction survives a power cut, and a transaction committed
 // with NoSync does not.
 func TestBboltThroughTheMount(t *testing.T) {
-	f := mountT(t, Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	path := filepath.Join(f.Dir(), "raft.db")
 	run := func(op string) int {
 		t.Helper()
@@ -133,9 +135,9 @@ func TestBboltThroughTheMount(t *testing.T) {
 // leaves the old contents; a file created and synced whose folder was
 // never synced is gone.
 func TestAtomicReplaceThroughTheMount(t *testing.T) {
-	for _, mode := range []Mode{Strict, Ordered} {
+	for _, mode := range []powerfs.Mode{powerfs.Strict, powerfs.Ordered} {
 		t.Run(mode.String(), func(t *testing.T) {
-			f := mountT(t, Options{Mode: mode})
+			f := powerfstest.Mount(t, powerfs.Options{Mode: mode})
 			d := f.Dir()
 			if err := atomicfile.WriteFile(filepath.Join(d, "ckpt"), []byte("v1"), 0o644); err != nil {
 				t.Fatal(err)
@@ -180,7 +182,7 @@ func TestAtomicReplaceThroughTheMount(t *testing.T) {
 			// is back under its temporary name (what atomicfile's readers
 			// clean up); strict: its folder was never synced after it.
 			want := 1
-			if mode == Ordered {
+			if mode == powerfs.Ordered {
 				want = 2
 			}
 			if entries, _ := os.ReadDir(d); len(entries) != want {
@@ -195,7 +197,7 @@ func TestAtomicReplaceThroughTheMount(t *testing.T) {
 // only what was synced. (mmap reads are TestBboltThroughTheMount's: they
 // must come from another process than the one serving the mount.)
 func TestAppendAndFallocate(t *testing.T) {
-	f := mountT(t, Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	p := filepath.Join(f.Dir(), "log")
 	a, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -243,7 +245,7 @@ func TestAppendAndFallocate(t *testing.T) {
 // survives whole or not at all, and nothing else unsynced survives. (The
 // writeback cache is off: with it the kernel may send both writes as one.)
 func TestTornWrite(t *testing.T) {
-	f := mountT(t, Options{Torn: true, Seed: 42, NoWritebackCache: true})
+	f := powerfstest.Mount(t, powerfs.Options{Torn: true, Seed: 42, NoWritebackCache: true})
 	p := filepath.Join(f.Dir(), "seg")
 	durable := bytes.Repeat([]byte{'d'}, 3000)
 	if err := os.WriteFile(p, durable, 0o644); err != nil {
@@ -274,7 +276,7 @@ func TestTornWrite(t *testing.T) {
 			t.Fatalf("round %d: the bytes before the last write changed: %q", round, b[:2000])
 		}
 		for off := 2000; off < len(b); {
-			end := min((off/sectorBytes+1)*sectorBytes, len(b))
+			end := min((off/512+1)*512, len(b))
 			s := b[off:end]
 			switch {
 			case bytes.Count(s, []byte{'n'}) == len(s):
@@ -317,7 +319,7 @@ func wasDurable(durable []byte, off, end int) []byte {
 // TestPowerCutRefusesOpenFiles: a cut while a file is open under the mount
 // fails with ErrBusy and changes nothing.
 func TestPowerCutRefusesOpenFiles(t *testing.T) {
-	f := mountT(t, Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	p := filepath.Join(f.Dir(), "a")
 	fh, err := os.Create(p)
 	if err != nil {
@@ -325,7 +327,7 @@ func TestPowerCutRefusesOpenFiles(t *testing.T) {
 	}
 	fh.WriteString("unsynced")
 	_, err = f.PowerCut()
-	if !errors.Is(err, ErrBusy) {
+	if !errors.Is(err, powerfs.ErrBusy) {
 		t.Fatalf("power cut with an open file: %v, want ErrBusy", err)
 	}
 	if b, err := os.ReadFile(p); err != nil || string(b) != "unsynced" {
@@ -342,8 +344,8 @@ func TestPowerCutRefusesOpenFiles(t *testing.T) {
 
 // TestProbe: this machine can mount (or the test skips, saying why).
 func TestProbe(t *testing.T) {
-	if err := Probe(); err != nil {
-		skipOrFail(t, err)
+	if err := powerfs.Probe(); err != nil {
+		powerfstest.SkipOrFail(t, err)
 	}
 }
 
@@ -361,7 +363,7 @@ func TestMain(m *testing.M) {
 	}
 	if spec := os.Getenv(mountHelperEnv); spec != "" {
 		backing, mnt, _ := strings.Cut(spec, "|")
-		if _, err := Mount(backing, mnt, Options{Label: "stale-test"}); err != nil {
+		if _, err := powerfs.Mount(backing, mnt, powerfs.Options{Label: "stale-test"}); err != nil {
 			fmt.Println("mount failed:", err)
 			os.Exit(3)
 		}
@@ -375,7 +377,7 @@ func TestMain(m *testing.M) {
 // that answers ENOTCONN; Mounts marks it stale, RemoveStale removes it
 // and leaves this process's own live mount alone.
 func TestRemoveStale(t *testing.T) {
-	live := mountT(t, Options{Label: "live"})
+	live := powerfstest.Mount(t, powerfs.Options{Label: "live"})
 	base := t.TempDir()
 	backing, mnt := filepath.Join(base, "b"), filepath.Join(base, "m")
 	os.Mkdir(backing, 0o755)
@@ -404,7 +406,7 @@ func TestRemoveStale(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "x")); !errors.Is(err, syscall.ENOTCONN) {
 		t.Logf("the dead mount answers %v (ENOTCONN expected)", err)
 	}
-	all, err := Mounts()
+	all, err := powerfs.Mounts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +428,7 @@ func TestRemoveStale(t *testing.T) {
 	if !sawLive || !sawStale {
 		t.Fatalf("Mounts() = %v: want both %s and %s", all, live.Dir(), mnt)
 	}
-	removed, err := RemoveStale()
+	removed, err := powerfs.RemoveStale()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +442,7 @@ func TestRemoveStale(t *testing.T) {
 	if !found {
 		t.Fatalf("RemoveStale removed %v, not %s", removed, mnt)
 	}
-	all, _ = Mounts()
+	all, _ = powerfs.Mounts()
 	for _, m := range all {
 		if m.Dir == mnt {
 			t.Fatalf("%s is still mounted after RemoveStale", mnt)
@@ -455,7 +457,7 @@ func TestRemoveStale(t *testing.T) {
 // levels synced into their parents) survive a cut with a synced file in
 // them; os.MkdirAll's do not.
 func TestMkdirAllSurvivesACut(t *testing.T) {
-	f := mountT(t, Options{})
+	f := powerfstest.Mount(t, powerfs.Options{})
 	for _, durable := range []bool{true, false} {
 		dir := filepath.Join(f.Dir(), fmt.Sprint(durable), "data", "controller")
 		var err error

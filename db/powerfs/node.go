@@ -226,42 +226,35 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if n.hidden(name) {
-		return nil, syscall.EPERM
-	}
-	n.st.mu.Lock()
-	defer n.st.mu.Unlock()
-	p := n.child(name)
-	if err := syscall.Mkdir(p, mode); err != nil {
-		return nil, fs.ToErrno(err)
-	}
-	var sa syscall.Stat_t
-	if err := syscall.Lstat(p, &sa); err != nil {
-		syscall.Rmdir(p)
-		return nil, fs.ToErrno(err)
-	}
-	c := n.st.created(n.m, name, &sa)
-	out.Attr.FromStat(&sa)
-	return n.newChild(ctx, c), 0
+	return n.make(ctx, name, out, func(p string) error { return syscall.Mkdir(p, mode) }, syscall.Rmdir)
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.make(ctx, name, out, func(p string) error { return syscall.Symlink(target, p) }, syscall.Unlink)
+}
+
+// make creates a folder or symbolic link called name in this folder with
+// mk, and records it in the model; undo removes it again if it cannot be
+// looked at.
+func (n *node) make(ctx context.Context, name string, out *fuse.EntryOut, mk, undo func(path string) error) (*fs.Inode, syscall.Errno) {
 	if n.hidden(name) {
 		return nil, syscall.EPERM
 	}
 	n.st.mu.Lock()
 	defer n.st.mu.Unlock()
 	p := n.child(name)
-	if err := syscall.Symlink(target, p); err != nil {
+	if err := mk(p); err != nil {
 		return nil, fs.ToErrno(err)
 	}
 	var sa syscall.Stat_t
 	if err := syscall.Lstat(p, &sa); err != nil {
-		syscall.Unlink(p)
+		undo(p)
 		return nil, fs.ToErrno(err)
 	}
 	c := n.st.created(n.m, name, &sa)
-	c.durSize = sa.Size // a link's target is written with it
+	if c.kind == kindSymlink {
+		c.durSize = sa.Size // a link's target is written with it
+	}
 	out.Attr.FromStat(&sa)
 	return n.newChild(ctx, c), 0
 }
@@ -305,35 +298,30 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if n.hidden(name) {
-		return syscall.ENOENT
-	}
-	n.st.mu.Lock()
-	defer n.st.mu.Unlock()
-	c := n.m.cur[name]
-	if c == nil {
-		return syscall.ENOENT
-	}
-	if c.kind == kindDir {
-		return syscall.EISDIR
-	}
-	return fs.ToErrno(n.st.unname(n.m, name, n.child(name), false))
+	return n.remove(name, false)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return n.remove(name, true)
+}
+
+// remove is unlink (a file or link) or rmdir (a folder) of name.
+func (n *node) remove(name string, dir bool) syscall.Errno {
 	if n.hidden(name) {
 		return syscall.ENOENT
 	}
 	n.st.mu.Lock()
 	defer n.st.mu.Unlock()
 	c := n.m.cur[name]
-	if c == nil {
+	switch {
+	case c == nil:
 		return syscall.ENOENT
-	}
-	if c.kind != kindDir {
+	case dir && c.kind != kindDir:
 		return syscall.ENOTDIR
+	case !dir && c.kind == kindDir:
+		return syscall.EISDIR
 	}
-	return fs.ToErrno(n.st.unname(n.m, name, n.child(name), false))
+	return fs.ToErrno(n.st.unname(n.m, name, n.child(name)))
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {

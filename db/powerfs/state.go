@@ -205,31 +205,29 @@ func (s *state) touch(n *mnode) {
 	s.dirty[n] = struct{}{}
 }
 
-// unname removes the name from dir's current entries after the backing
-// object lost it (or moves the backing object to hiddenDir first, when it
-// held the object's last name and a durable entry still names it: a power
-// cut must be able to bring it back). path is where the object is in the
+// unname removes the name from dir's current entries and the backing
+// folder, or moves the backing object to hiddenDir instead when it held
+// the object's last name and a durable entry still names it (a power cut
+// must be able to bring it back). path is where the object is in the
 // backing folder. Callers hold mu.
-func (s *state) unname(dir *mnode, name string, path string, backingGone bool) error {
+func (s *state) unname(dir *mnode, name string, path string) error {
 	n := dir.cur[name]
 	if n == nil {
 		return nil
 	}
-	if !backingGone {
-		switch {
-		case n.kind == kindDir:
-			if err := syscall.Rmdir(path); err != nil {
-				return err
-			}
-		case n.curRefs == 1 && n.durRefs > 0:
-			if err := os.Rename(path, s.gravePath(n)); err != nil {
-				return err
-			}
-			n.inGrave = true
-		default:
-			if err := syscall.Unlink(path); err != nil {
-				return err
-			}
+	switch {
+	case n.kind == kindDir:
+		if err := syscall.Rmdir(path); err != nil {
+			return err
+		}
+	case n.curRefs == 1 && n.durRefs > 0:
+		if err := os.Rename(path, s.gravePath(n)); err != nil {
+			return err
+		}
+		n.inGrave = true
+	default:
+		if err := syscall.Unlink(path); err != nil {
+			return err
 		}
 	}
 	delete(dir.cur, name)
