@@ -146,18 +146,26 @@ func (s *DiskStore) crash() {
 
 // TestPowerCutsKeepAcknowledgedWithFsyncAlways: hundreds of power cuts
 // during concurrent appends with FsyncAlways, through the strict
-// filesystem; after each, recovery keeps every acknowledged batch.
+// filesystem (and some through the ext4-ordered one); after each,
+// recovery keeps every acknowledged batch.
 func TestPowerCutsKeepAcknowledgedWithFsyncAlways(t *testing.T) {
-	cuts := 200
-	if testing.Short() {
-		cuts = 30
+	for _, tt := range []struct {
+		mode powerfs.Mode
+		cuts int
+	}{{powerfs.Strict, 200}, {powerfs.Ordered, 50}} {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			cuts := tt.cuts
+			if testing.Short() {
+				cuts /= 5
+			}
+			f := powerfstest.Mount(t, powerfs.Options{Mode: tt.mode})
+			res := runPowerCuts(t, f, Options{Fsync: FsyncAlways, SegmentBytes: 16 << 10, IndexIntervalBytes: 1 << 10}, cuts, false)
+			if res.lost > 0 {
+				t.Fatalf("%d acknowledged batches lost over %d power cuts with fsync always; first: %s", res.lost, res.cuts, res.firstLoss)
+			}
+			t.Logf("%d power cuts, %d appends acknowledged, none lost; %d recoveries truncated a torn tail", res.cuts, res.acked, res.truncations)
+		})
 	}
-	f := powerfstest.Mount(t, powerfs.Options{})
-	res := runPowerCuts(t, f, Options{Fsync: FsyncAlways, SegmentBytes: 16 << 10, IndexIntervalBytes: 1 << 10}, cuts, false)
-	if res.lost > 0 {
-		t.Fatalf("%d acknowledged batches lost over %d power cuts with fsync always; first: %s", res.lost, res.cuts, res.firstLoss)
-	}
-	t.Logf("%d power cuts, %d appends acknowledged, none lost; %d recoveries truncated a torn tail", res.cuts, res.acked, res.truncations)
 }
 
 // TestPowerCutsLoseAcknowledgedWithFsyncNever shows the cuts have teeth:
