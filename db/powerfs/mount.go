@@ -120,13 +120,12 @@ type FS struct {
 	opts         Options
 	rng          *rand.Rand
 
-	mu      sync.Mutex
-	server  *fuse.Server
-	st      *state
-	cuts    int
-	closed  bool
-	nextID  uint64
-	lastRep CutReport
+	mu     sync.Mutex
+	server *fuse.Server
+	st     *state
+	cuts   int
+	closed bool
+	nextID uint64 // node ids go on across cuts, so FUSE generations never repeat
 }
 
 // Mount mounts a power-loss filesystem over the folder backing at
@@ -258,7 +257,6 @@ func (f *FS) PowerCut() (CutReport, error) {
 		return rep, fmt.Errorf("powerfs: mounting %s again after the power cut: %w", f.dir, err)
 	}
 	f.cuts++
-	f.lastRep = rep
 	return rep, nil
 }
 
