@@ -3,22 +3,23 @@ package checker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
-
-	"github.com/garantia/garantia/internal/atomicfile"
 
 	"github.com/garantia/garantia/checker/linear"
 	"github.com/garantia/garantia/checker/queue"
 	"github.com/garantia/garantia/checker/stats"
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/internal/atomicfile"
+	"github.com/garantia/garantia/internal/crash"
 )
 
 // Options configure a check.
 type Options struct {
 	// MaxExamples bounds the examples kept per anomaly: 0 means the
-	// default (8), a negative number means all of them.
+	// default (8), queue.AllExamples all of them, queue.NoExamples none.
 	MaxExamples int
 	// LinearTimeout bounds the linearizability search; 0 means its
 	// default. When it runs out that section is unknown, never valid.
@@ -26,9 +27,17 @@ type Options struct {
 	// SkipLinear leaves the linearizability analysis out (its verdict is
 	// then absent, not valid).
 	SkipLinear bool
-	// VisualizeDir receives porcupine's HTML for each non-linearizable
-	// key; "" writes none.
-	VisualizeDir string
+	// VisualizeDir receives porcupine's HTML for non-linearizable keys;
+	// "" writes none. MaxVisualizations bounds how many (see
+	// linear.Options).
+	VisualizeDir      string
+	MaxVisualizations int
+	// AssumeDrained judges unseen values as though the history ended with
+	// a completed final drain (see queue.Options).
+	AssumeDrained bool
+	// Fragment checks ops as a fragment cut from a longer history (see
+	// histories.LoadOptions); for Check only.
+	Fragment bool
 }
 
 // Results is the content of results.json: the composed verdict at the top
@@ -39,7 +48,9 @@ type Results struct {
 	Linear  *linear.Result  `json:"linearizable,omitempty"`
 	Stats   *stats.Result   `json:"stats"`
 	Timings Timings         `json:"timings"`
-	// Warnings carry what the reader skipped (a truncated last line).
+	// Warnings carry what the reader skipped (a torn last line) and what
+	// went wrong around the verdict without changing it (a visualization
+	// that could not be written).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -50,32 +61,59 @@ type Timings struct {
 	StatsMs  int64 `json:"stats-ms"`
 }
 
-// Check runs every analysis over ops and composes their verdicts. The
-// queue, linearizability and stats analyses run concurrently: they only
-// read ops.
+// ErrMalformed marks a history that breaks the format's rules (see
+// histories.FromOps): bad input, not a failed check.
+var ErrMalformed = errors.New("malformed history")
+
+// Check checks ops, a history in memory, with CheckHistory. An error
+// wrapping ErrMalformed says which op breaks which rule.
 func Check(ctx context.Context, ops []histories.Op, opts Options) (*Results, error) {
-	r := &Results{}
+	h, err := histories.FromOps(ops, histories.LoadOptions{Fragment: opts.Fragment})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return CheckHistory(ctx, h, opts)
+}
+
+// CheckHistory runs every analysis over h and composes their verdicts.
+// The queue, linearizability and stats analyses run concurrently: they
+// only read h. It fails only when ctx ends first or an analysis has a bug
+// (a recovered panic, see package crash).
+func CheckHistory(ctx context.Context, h *histories.History, opts Options) (r *Results, err error) {
+	r = &Results{Warnings: append([]string(nil), h.Warnings...)}
 	var linErr error
 	linDone := make(chan struct{})
 	go func() {
 		defer close(linDone)
+		defer func() {
+			if p := recover(); p != nil {
+				linErr = crash.Errorf(p, "linearizability check")
+			}
+		}()
 		if opts.SkipLinear {
 			return
 		}
 		start := time.Now()
-		r.Linear, linErr = linear.Check(ctx, ops, linear.Options{
-			Timeout:      opts.LinearTimeout,
-			VisualizeDir: opts.VisualizeDir,
+		r.Linear, linErr = linear.Check(ctx, h, linear.Options{
+			Timeout:           opts.LinearTimeout,
+			VisualizeDir:      opts.VisualizeDir,
+			MaxVisualizations: opts.MaxVisualizations,
 		})
 		r.Timings.LinearMs = time.Since(start).Milliseconds()
 	}()
+	defer func() {
+		if p := recover(); p != nil {
+			<-linDone
+			r, err = nil, crash.Errorf(p, "queue check")
+		}
+	}()
 
 	start := time.Now()
-	r.Queue = queue.Check(ops, queue.Options{MaxExamples: opts.MaxExamples})
+	r.Queue = queue.Check(h, queue.Options{MaxExamples: opts.MaxExamples, AssumeDrained: opts.AssumeDrained})
 	r.Timings.QueueMs = time.Since(start).Milliseconds()
 
 	start = time.Now()
-	r.Stats = stats.Check(ops)
+	r.Stats = stats.Check(h)
 	r.Timings.StatsMs = time.Since(start).Milliseconds()
 
 	<-linDone
@@ -85,6 +123,7 @@ func Check(ctx context.Context, ops []histories.Op, opts Options) (*Results, err
 	vs := []verdict.Verdict{r.Queue.Valid, r.Stats.Valid}
 	if r.Linear != nil {
 		vs = append(vs, r.Linear.Valid)
+		r.Warnings = append(r.Warnings, r.Linear.Warnings...)
 	}
 	r.Valid = verdict.Compose(vs...)
 	return r, nil

@@ -73,6 +73,10 @@ func AppendEDN(dst []byte, op *Op) ([]byte, error) {
 		dst = append(dst, ", :error "...)
 		dst = appendEDNString(dst, op.Error)
 	}
+	if op.RebalanceLog != nil {
+		dst = append(dst, ", :rebalance-log "...)
+		dst = appendRebalanceLog(dst, op.RebalanceLog, &ednNotation)
+	}
 	return append(dst, '}'), nil
 }
 
@@ -127,6 +131,8 @@ var ednNotation = notation{
 	pollEmpty: "[:poll]",
 	key:       appendEDNKey,
 	raw:       appendRawEDN,
+
+	rebalanceKeys: "{:keys [",
 }
 
 // appendRawEDN appends a Raw value, JSON, converted to EDN.

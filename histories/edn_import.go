@@ -7,11 +7,20 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ReadEDNFile reads a Jepsen history in EDN (history.edn) from path. See
 // [ReadEDN].
 func ReadEDNFile(path string) (ops []Op, warnings []string, err error) {
+	l, warnings, err := readEDNFileInto(path)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return l.ops, warnings, nil
+}
+
+func readEDNFileInto(path string) (*opList, []string, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("histories: %w", err)
@@ -53,25 +62,34 @@ func ReadEDN(r io.Reader, name string) (ops []Op, warnings []string, err error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("histories: reading %s: %w", name, err)
 	}
-	return parseEDNHistory(src, name)
+	l, warnings, err := parseEDNHistory(src, name)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return l.ops, warnings, nil
 }
 
 type ednImporter struct {
 	name      string
-	ops       []Op
+	ops       opList
 	prevIndex int64
+	prevTime  int64
 	hint      int      // the ops' likely number
 	d         *decoder // decodes values, converted to JSON
 	json      []byte   // scratch for that conversion
 }
 
-func parseEDNHistory(src []byte, name string) ([]Op, []string, error) {
+func parseEDNHistory(src []byte, name string) (*opList, []string, error) {
+	if i := firstInvalidUTF8(src); i >= 0 && !tornRune(src, i) {
+		line := 1 + bytes.Count(src[:i], []byte{'\n'})
+		return nil, nil, &ParseError{File: name, Line: line, Err: fmt.Errorf("invalid UTF-8: byte %#02x is not text", src[i])}
+	}
 	p := &ednParser{src: src, line: 1}
 	d := newDecoder()
 	d.noColumns = true // columns of the converted JSON would only confuse
 	im := &ednImporter{name: name, prevIndex: -1, d: d, hint: len(src) / ednOpBytesGuess}
 	var warnings []string
-	fail := func(err error) ([]Op, []string, error) {
+	fail := func(err error) (*opList, []string, error) {
 		var ee *ednError
 		if errors.As(err, &ee) {
 			return nil, warnings, &ParseError{File: name, Line: ee.line, Err: ee.err}
@@ -126,7 +144,7 @@ func parseEDNHistory(src []byte, name string) ([]Op, []string, error) {
 			return fail(err)
 		}
 	}
-	return im.ops, warnings, nil
+	return &im.ops, warnings, nil
 }
 
 // ednOpBytesGuess is a typical op map's length in history.edn, to size the
@@ -169,10 +187,11 @@ func (im *ednImporter) add(items []ednNode, line int) error {
 	if err != nil {
 		return &ednError{line: line, err: err}
 	}
-	if im.ops == nil {
-		im.ops = make([]Op, 0, im.hint)
+	if im.ops.ops == nil {
+		im.ops.ops = make([]Op, 0, im.hint)
 	}
-	im.ops = append(im.ops, op)
+	im.ops.lines.note(len(im.ops.ops), line)
+	im.ops.ops = append(im.ops.ops, op)
 	return nil
 }
 
@@ -245,7 +264,10 @@ func (im *ednImporter) op(items []ednNode) (Op, error) {
 	} else if op.Index <= im.prevIndex {
 		return op, fmt.Errorf("key :index: want more than the previous op's index %d, got %d: indexes must increase strictly", im.prevIndex, op.Index)
 	}
-	im.prevIndex = op.Index
+	if len(im.ops.ops) > 0 && op.Time < im.prevTime {
+		return op, fmt.Errorf("key :time: %d is before the previous op's time %d: events must be recorded in the order they happened, on a clock that never goes backwards", op.Time, im.prevTime)
+	}
+	im.prevIndex, im.prevTime = op.Index, op.Time
 	if value != nil {
 		// The value goes through JSON and the JSONL decoder's rules, so
 		// that both formats judge every value alike: what imports as Mops,
@@ -349,4 +371,27 @@ func ednMapKey(k *ednNode) string {
 func isJSONNumber(s string) bool {
 	d := decoder{b: []byte(s)}
 	return d.number() == nil && d.i == len(s)
+}
+
+// firstInvalidUTF8 returns the position of the first byte of b that is not
+// UTF-8, or -1.
+func firstInvalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// tornRune reports whether the invalid byte at i is the start of a
+// character cut off by the end of a file that ends without a newline: the
+// torn last line of a writer that died, which the reader skips.
+func tornRune(src []byte, i int) bool {
+	return !bytes.HasSuffix(src, []byte("\n")) && len(src)-i < utf8.UTFMax && !utf8.FullRune(src[i:])
 }

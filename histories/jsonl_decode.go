@@ -40,6 +40,7 @@ type decoder struct {
 	mopTmp  []Mop
 	recTmp  []Record
 	scratch []byte // unescaped string bytes
+	textTmp []byte // a message value's canonical text
 
 	noColumns bool // leave columns out of errors (the text is not the user's)
 }
@@ -58,9 +59,10 @@ const (
 	seenValue
 	seenNode
 	seenError
+	seenRebalance
 )
 
-var fieldNames = [...]string{"index", "time", "process", "type", "f", "value", "node", "error"}
+var fieldNames = [...]string{"index", "time", "process", "type", "f", "value", "node", "error", "rebalance-log"}
 
 // decodeOp parses one history line into op. It checks the line against the
 // schema but not against its neighbours (index order is the reader's job).
@@ -107,6 +109,8 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 			bit = seenNode
 		case "error":
 			bit = seenError
+		case "rebalance-log":
+			bit = seenRebalance
 		}
 		if bit != 0 && seen&uint(bit) != 0 {
 			return fmt.Errorf("field %q appears twice", string(key))
@@ -145,6 +149,8 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 			op.Node, err = d.optString("node")
 		case seenError:
 			op.Error, err = d.optString("error")
+		case seenRebalance:
+			op.RebalanceLog, err = d.rebalanceLog()
 		default:
 			err = d.skipValue(0) // unknown fields are allowed and ignored
 		}
@@ -252,9 +258,7 @@ func (d *decoder) resolveValue(op *Op, span []byte, mopsDone bool, mopErr error)
 	if err := json.Compact(&buf, span); err != nil {
 		return fmt.Errorf("invalid JSON: %w", err)
 	}
-	// Invalid UTF-8 can only sit inside strings; make it U+FFFD as for every
-	// other string, so that Raw converts to EDN and back unchanged.
-	op.Value.Raw = bytes.ToValidUTF8(buf.Bytes(), []byte("\uFFFD"))
+	op.Value.Raw = buf.Bytes()
 	return nil
 }
 
@@ -416,7 +420,7 @@ func (d *decoder) mop() (Mop, error) {
 			if err := d.expect(',', "before the send's value"); err != nil {
 				return m, err
 			}
-			if m.Value, err = d.integer("value"); err != nil {
+			if m.Value, m.Text, err = d.message(); err != nil {
 				return m, fmt.Errorf("send value: %w", err)
 			}
 			if err := d.expect(']', "after [offset, value]"); err != nil {
@@ -424,7 +428,7 @@ func (d *decoder) mop() (Mop, error) {
 			}
 		} else {
 			m.Offset = OffsetPending
-			if m.Value, err = d.integer("value"); err != nil {
+			if m.Value, m.Text, err = d.message(); err != nil {
 				return m, fmt.Errorf("send value: %w", err)
 			}
 		}
@@ -498,16 +502,17 @@ func (d *decoder) records() ([]Record, error) {
 		d.ws()
 		var r Record
 		var err error
-		if r.Offset, err = d.integer("offset"); err != nil {
+		if d.lit("null") {
+			r.Offset = OffsetUnknown
+		} else if r.Offset, err = d.integer("offset"); err != nil {
 			return nil, fmt.Errorf("record %d offset: %w", len(d.recTmp), err)
-		}
-		if r.Offset < 0 {
+		} else if r.Offset < 0 {
 			return nil, fmt.Errorf("record %d: offset %d is negative", len(d.recTmp), r.Offset)
 		}
 		if err := d.expect(',', "before the record's value"); err != nil {
 			return nil, err
 		}
-		if r.Value, err = d.integer("value"); err != nil {
+		if r.Value, r.Text, err = d.message(); err != nil {
 			return nil, fmt.Errorf("record %d value: %w", len(d.recTmp), err)
 		}
 		if err := d.expect(']', "after [offset, value]"); err != nil {
@@ -522,6 +527,95 @@ func (d *decoder) records() ([]Record, error) {
 		return nil, nil // an empty list is no records: nil
 	}
 	return d.recs.copyOf(d.recTmp, slabRecords), nil
+}
+
+// message parses a message value: an integer into n, or any other scalar
+// (a string, null, true, false, a number that is not an int64) into text,
+// as its canonical JSON text. Values are compared for equality only, so a
+// string is re-escaped the one way appendJSONString writes it.
+func (d *decoder) message() (n int64, text string, err error) {
+	switch c := d.peek(); {
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := d.i
+		if n, err = d.integer("value"); err == nil {
+			return n, "", nil
+		}
+		d.i = start
+		if err := d.number(); err != nil {
+			return 0, "", err
+		}
+		return 0, d.internBytes(d.b[start:d.i]), nil
+	case c == '"':
+		s, err := d.str()
+		if err != nil {
+			return 0, "", err
+		}
+		d.textTmp = appendJSONString(d.textTmp[:0], string(s))
+		return 0, d.internBytes(d.textTmp), nil
+	case d.lit("null"):
+		return 0, "null", nil
+	case d.lit("true"):
+		return 0, "true", nil
+	case d.lit("false"):
+		return 0, "false", nil
+	}
+	return 0, "", d.errf("want a value (an integer, a string or null), got %s", d.snippetAt(d.i))
+}
+
+// rebalanceLog parses Jepsen's :rebalance-log: null, or a list of objects
+// whose "keys" field lists the keys held after that rebalance (other
+// fields are skipped).
+func (d *decoder) rebalanceLog() ([]Rebalance, error) {
+	if d.lit("null") {
+		return nil, nil
+	}
+	if d.peek() != '[' {
+		return nil, d.errf("want a list of {\"keys\": [...]}, got %s", d.snippetAt(d.i))
+	}
+	d.i++
+	log := []Rebalance{}
+	for more := d.open(']'); more; {
+		if d.peek() != '{' {
+			return nil, d.errf("want a rebalance {\"keys\": [...]}, got %s", d.snippetAt(d.i))
+		}
+		d.i++
+		var rb Rebalance
+		for more := d.open('}'); more; {
+			if d.peek() != '"' {
+				return nil, d.errf("want a field name in quotes, got %s", d.snippetAt(d.i))
+			}
+			name, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			isKeys := string(name) == "keys"
+			if err := d.expect(':', "after a field name"); err != nil {
+				return nil, err
+			}
+			if isKeys {
+				start := d.i
+				if err := d.skipValue(0); err != nil {
+					return nil, err
+				}
+				keys, ok := d.keyList(d.b[start:d.i])
+				if !ok {
+					return nil, fmt.Errorf("rebalance %d: \"keys\": want a list of keys, got %s", len(log), snippet(d.b[start:d.i]))
+				}
+				rb.Keys = keys
+			} else if err := d.skipValue(0); err != nil {
+				return nil, err
+			}
+			if more, err = d.next('}', "in a rebalance"); err != nil {
+				return nil, err
+			}
+		}
+		log = append(log, rb)
+		var err error
+		if more, err = d.next(']', "in the rebalance log"); err != nil {
+			return nil, err
+		}
+	}
+	return log, nil
 }
 
 // slab hands out copies of short slices carved from shared chunks, so that
@@ -854,8 +948,10 @@ func (d *decoder) skipValue(depth int) error {
 
 // str consumes a JSON string and returns its contents. The result aliases
 // the line when the string has no escapes and d.scratch otherwise; either
-// way it is valid only until the next call. Invalid UTF-8 and unpaired
-// surrogates become U+FFFD, as in encoding/json.
+// way it is valid only until the next call. Invalid UTF-8 is an error: two
+// keys that differ only in bytes that are not text must not be read as one
+// (encoding/json would turn both into U+FFFD). Unpaired surrogates in \u
+// escapes, which are valid JSON, become U+FFFD as in encoding/json.
 func (d *decoder) str() ([]byte, error) {
 	d.i++ // '"'
 	start := d.i
@@ -937,10 +1033,9 @@ func (d *decoder) strSlow() ([]byte, error) {
 		default:
 			r, size := utf8.DecodeRune(d.b[d.i:])
 			if r == utf8.RuneError && size == 1 {
-				out = append(out, "\uFFFD"...)
-			} else {
-				out = append(out, d.b[d.i:d.i+size]...)
+				return nil, d.errf("invalid UTF-8 in a string: byte %#02x is not text", d.b[d.i])
 			}
+			out = append(out, d.b[d.i:d.i+size]...)
 			d.i += size
 		}
 	}

@@ -53,8 +53,31 @@ func AppendOp(dst []byte, op *Op) ([]byte, error) {
 		dst = append(dst, `,"error":`...)
 		dst = appendJSONString(dst, op.Error)
 	}
+	if op.RebalanceLog != nil {
+		dst = append(dst, `,"rebalance-log":`...)
+		dst = appendRebalanceLog(dst, op.RebalanceLog, &jsonNotation)
+	}
 	dst = append(dst, '}')
 	return dst, nil
+}
+
+// appendRebalanceLog appends a rebalance log: [{"keys": [...]}, ...].
+func appendRebalanceLog(dst []byte, log []Rebalance, n *notation) []byte {
+	dst = append(dst, '[')
+	for i, rb := range log {
+		if i > 0 {
+			dst = append(dst, n.sep)
+		}
+		dst = append(dst, n.rebalanceKeys...)
+		for j, k := range rb.Keys {
+			if j > 0 {
+				dst = append(dst, n.sep)
+			}
+			dst = n.key(dst, k)
+		}
+		dst = append(dst, "]}"...)
+	}
+	return append(dst, ']')
 }
 
 // checkOp refuses an op that no reader, of JSONL or of EDN, would take
@@ -88,6 +111,8 @@ type notation struct {
 	pollEmpty string                                // a whole poll micro-op without a result
 	key       func(dst []byte, k string) []byte     // a key, in Keys, a send or a poll
 	raw       func(dst, raw []byte) ([]byte, error) // a Raw value, which is JSON
+	// rebalanceKeys opens one entry of a rebalance log, up to its keys.
+	rebalanceKeys string
 }
 
 // jsonNotation writes history.jsonl. Keys are always strings.
@@ -101,6 +126,8 @@ var jsonNotation = notation{
 	pollEmpty: `["poll"]`,
 	key:       appendJSONString,
 	raw:       appendRaw,
+
+	rebalanceKeys: `{"keys":[`,
 }
 
 // appendValue appends v in notation n: Mops, Keys or Raw, or null when all
@@ -178,19 +205,17 @@ func appendMop(dst []byte, m *Mop, n *notation) ([]byte, error) {
 		dst = append(dst, n.send...)
 		dst = n.key(dst, m.Key)
 		dst = append(dst, n.sep)
+		var err error
 		switch {
 		case m.Offset == OffsetPending:
-			dst = strconv.AppendInt(dst, m.Value, 10)
-		case m.Offset == OffsetUnknown:
-			dst = append(dst, '[')
-			dst = append(dst, n.null...)
-			dst = append(dst, n.sep)
-			dst = strconv.AppendInt(dst, m.Value, 10)
-			dst = append(dst, ']')
-		case m.Offset >= 0:
-			dst = appendPair(dst, m.Offset, m.Value, n)
+			dst, err = appendMessage(dst, m.Value, m.Text, n)
+		case m.Offset == OffsetUnknown || m.Offset >= 0:
+			dst, err = appendPair(dst, m.Offset, m.Value, m.Text, n)
 		default:
 			return dst, fmt.Errorf("send offset %d is negative and neither OffsetPending nor OffsetUnknown", m.Offset)
+		}
+		if err != nil {
+			return dst, fmt.Errorf("send value: %w", err)
 		}
 		return append(dst, ']'), nil
 	case MopPoll:
@@ -206,13 +231,16 @@ func appendMop(dst []byte, m *Mop, n *notation) ([]byte, error) {
 			dst = n.key(dst, k)
 			dst = append(dst, n.keySep, '[')
 			for j, r := range m.Polls[k] {
-				if r.Offset < 0 {
+				if r.Offset < 0 && r.Offset != OffsetUnknown {
 					return dst, fmt.Errorf("poll of key %q: record %d has negative offset %d", k, j, r.Offset)
 				}
 				if j > 0 {
 					dst = append(dst, n.sep)
 				}
-				dst = appendPair(dst, r.Offset, r.Value, n)
+				var err error
+				if dst, err = appendPair(dst, r.Offset, r.Value, r.Text, n); err != nil {
+					return dst, fmt.Errorf("poll of key %q: record %d: %w", k, j, err)
+				}
 			}
 			dst = append(dst, ']')
 		}
@@ -221,13 +249,34 @@ func appendMop(dst []byte, m *Mop, n *notation) ([]byte, error) {
 	return dst, fmt.Errorf("f %q is neither send nor poll", m.F)
 }
 
-// appendPair appends [offset value], a send's result or a polled record.
-func appendPair(dst []byte, offset, value int64, n *notation) []byte {
+// appendPair appends [offset value], a send's result or a polled record;
+// OffsetUnknown is null.
+func appendPair(dst []byte, offset, value int64, text string, n *notation) ([]byte, error) {
 	dst = append(dst, '[')
-	dst = strconv.AppendInt(dst, offset, 10)
+	if offset == OffsetUnknown {
+		dst = append(dst, n.null...)
+	} else {
+		dst = strconv.AppendInt(dst, offset, 10)
+	}
 	dst = append(dst, n.sep)
-	dst = strconv.AppendInt(dst, value, 10)
-	return append(dst, ']')
+	dst, err := appendMessage(dst, value, text, n)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, ']'), nil
+}
+
+// appendMessage appends a message value: the integer, or text, which must
+// be the JSON text of a scalar (checked: a reader must take it back).
+func appendMessage(dst []byte, value int64, text string, n *notation) ([]byte, error) {
+	if text == "" {
+		return strconv.AppendInt(dst, value, 10), nil
+	}
+	d := decoder{b: []byte(text), noColumns: true}
+	if _, canon, err := d.message(); err != nil || d.i != len(text) || canon != text {
+		return dst, fmt.Errorf("value text %q is not the canonical JSON of a string, null, true, false or a number", text)
+	}
+	return n.raw(dst, []byte(text))
 }
 
 // CompareKeys orders keys the way people expect partitions to be ordered:

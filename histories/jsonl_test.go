@@ -47,7 +47,7 @@ func TestJSONLValueForms(t *testing.T) {
 			name: "poll completed",
 			line: `{"index":3,"time":7000,"process":1,"type":"ok","f":"poll","value":[["poll",{"3":[[87,1041],[88,1042]],"10":[]}]]}`,
 			want: Op{Index: 3, Time: 7000, Process: 1, Type: OK, F: FPoll, Value: Value{Mops: []Mop{{F: MopPoll, Polls: map[string][]Record{
-				"3": {{87, 1041}, {88, 1042}}, "10": nil}}}}},
+				"3": {{Offset: 87, Value: 1041}, {Offset: 88, Value: 1042}}, "10": nil}}}}},
 			// Keys sort numerically.
 			out: `{"index":3,"time":7000,"process":1,"type":"ok","f":"poll","value":[["poll",{"3":[[87,1041],[88,1042]],"10":[]}]]}`,
 		},
@@ -61,7 +61,7 @@ func TestJSONLValueForms(t *testing.T) {
 			line: `{"index":4,"time":8000,"process":2,"type":"ok","f":"txn","value":[["send","1",[3,10]],["poll",{"1":[[2,9],[3,10]]}]]}`,
 			want: Op{Index: 4, Time: 8000, Process: 2, Type: OK, F: FTxn, Value: Value{Mops: []Mop{
 				{F: MopSend, Key: "1", Value: 10, Offset: 3},
-				{F: MopPoll, Polls: map[string][]Record{"1": {{2, 9}, {3, 10}}}}}}},
+				{F: MopPoll, Polls: map[string][]Record{"1": {{Offset: 2, Value: 9}, {Offset: 3, Value: 10}}}}}}},
 		},
 		{
 			name: "integer keys become decimal text",
@@ -124,8 +124,8 @@ func TestJSONLValueForms(t *testing.T) {
 		},
 		{
 			name: "malformed micro-ops under a nemesis f stay raw",
-			line: `{"index":4,"time":9000,"process":-1,"type":"info","f":"kill","value":[["send","3",1.5]]}`,
-			want: Op{Index: 4, Time: 9000, Process: -1, Type: Info, F: "kill", Value: Value{Raw: []byte(`[["send","3",1.5]]`)}},
+			line: `{"index":4,"time":9000,"process":-1,"type":"info","f":"kill","value":[["send","3"]]}`,
+			want: Op{Index: 4, Time: 9000, Process: -1, Type: Info, F: "kill", Value: Value{Raw: []byte(`[["send","3"]]`)}},
 		},
 		{
 			name: "field order does not matter; unknown fields are ignored",
@@ -201,7 +201,13 @@ func TestJSONLDecodeErrors(t *testing.T) {
 		{"unknown mop", `{` + ok + `,"value":[["append","3",1]]}`, `field "value": micro-op 0: want "send" or "poll" first, got "append"`},
 		{"send without value", `{` + ok + `,"value":[["send","3"]]}`, `micro-op 0: column 80: want ',' before the send's value`},
 		{"negative offset", `{` + ok + `,"value":[["send","3",[-1,5]]]}`, `micro-op 0: send offset: want null or a non-negative integer, got -1`},
-		{"float value", `{` + ok + `,"value":[["send","3",1.5]]}`, `micro-op 0: send value: column 81: want an integer, got 1.5`},
+		{"list value", `{` + ok + `,"value":[["send","3",[1,[2]]]]}`, `micro-op 0: send value: column 84: want a value (an integer, a string or null), got "[2]]]]}"`},
+		{"object value", `{` + ok + `,"value":[["send","3",{"a":1}]]}`, `micro-op 0: send value: column 81: want a value (an integer, a string or null)`},
+		{"invalid UTF-8 in a key", `{` + ok + `,"value":[["send","k` + "\xff" + `",1]]}`, `invalid UTF-8 in a string: byte 0xff is not text`},
+		{"invalid UTF-8 in an error", `{` + ok + `,"error":"` + "\xc3" + `"}`, `invalid UTF-8`},
+		{"invalid UTF-8 in a nemesis value", `{"index":0,"time":1,"process":-1,"type":"info","f":"kill","value":"` + "\xfe" + `"}`, `invalid UTF-8`},
+		{"rebalance log not a list", `{` + ok + `,"rebalance-log":{"keys":[1]}}`, `field "rebalance-log": column 76: want a list`},
+		{"rebalance keys not keys", `{` + ok + `,"rebalance-log":[{"keys":[true]}]}`, `field "rebalance-log": rebalance 0: "keys": want a list of keys, got "[true]"`},
 		{"second mop bad", `{` + ok + `,"value":[["send","3",1],["send",true,2]]}`, `micro-op 1: send key: column 92: want a key (a string or an integer), got "true,2]]}"`},
 		{"poll record bad", `{` + ok + `,"value":[["poll",{"3":[[1,2,3]]}]]}`, `micro-op 0: poll of key "3": column 87: want ']' after [offset, value], got ",3]]}]]}"`},
 		{"poll duplicate key", `{` + ok + `,"value":[["poll",{"3":[],"3":[]}]]}`, `micro-op 0: poll result has key "3" twice`},
@@ -243,8 +249,13 @@ func TestAppendOpRefusesWhatCannotBeRead(t *testing.T) {
 		{"bad mop f", func(o *Op) { o.Value.Mops = []Mop{{F: "append"}} }, `micro-op 0: f "append" is neither send nor poll`},
 		{"bad offset", func(o *Op) { o.Value.Mops = []Mop{{F: MopSend, Offset: -7}} }, `send offset -7 is negative`},
 		{"bad record", func(o *Op) {
-			o.Value.Mops = []Mop{{F: MopPoll, Polls: map[string][]Record{"1": {{Offset: -1}}}}}
-		}, `negative offset -1`},
+			o.Value.Mops = []Mop{{F: MopPoll, Polls: map[string][]Record{"1": {{Offset: -3}}}}}
+		}, `negative offset -3`},
+		{"value text not JSON", func(o *Op) { o.Value.Mops = []Mop{{F: MopSend, Key: "1", Offset: 3, Text: "a"}} }, `value text "a" is not the canonical JSON`},
+		{"value text not canonical", func(o *Op) { o.Value.Mops = []Mop{{F: MopSend, Key: "1", Offset: 3, Text: `"\u0061"`}} }, `is not the canonical JSON`},
+		{"value text a list", func(o *Op) {
+			o.Value.Mops = []Mop{{F: MopPoll, Polls: map[string][]Record{"1": {{Offset: 1, Text: "[1]"}}}}}
+		}, `record 0: value text "[1]"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,7 +305,7 @@ func TestJSONStringEncodingMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestOpJSONMethods(t *testing.T) {
-	op := Op{Index: 3, Time: 7, Process: 1, Type: OK, F: FPoll, Value: Value{Mops: []Mop{{F: MopPoll, Polls: map[string][]Record{"2": {{0, 5}}}}}}}
+	op := Op{Index: 3, Time: 7, Process: 1, Type: OK, F: FPoll, Value: Value{Mops: []Mop{{F: MopPoll, Polls: map[string][]Record{"2": {{Offset: 0, Value: 5}}}}}}}
 	type wrapper struct {
 		Example Op `json:"example"`
 	}

@@ -1,5 +1,10 @@
 package histories
 
+import (
+	"fmt"
+	"strconv"
+)
+
 // Type says where an event stands in an operation's life.
 type Type string
 
@@ -73,6 +78,17 @@ type Op struct {
 	Node string
 	// Error optionally says why an op failed or is indeterminate.
 	Error string
+	// RebalanceLog is Jepsen's :rebalance-log: the changes of assigned
+	// partitions a subscribed consumer went through while the op ran. A
+	// key named there may be read out of order within the op.
+	RebalanceLog []Rebalance
+}
+
+// Rebalance is one entry of an op's rebalance log: the keys the consumer
+// held after the rebalance. (Jepsen's entries are maps; keys other than
+// :keys are not kept.)
+type Rebalance struct {
+	Keys []string
 }
 
 // Value is an op's value. At most one of its fields is set: Mops for send,
@@ -97,13 +113,14 @@ const (
 	MopPoll MopF = "poll"
 )
 
-// Special values of [Mop.Offset] for sends.
+// Special values of [Mop.Offset] and [Record.Offset].
 const (
 	// OffsetPending marks a send in its invocation form, ["send", k, v]:
 	// no reply has been recorded in this micro-op.
 	OffsetPending int64 = -2
 	// OffsetUnknown marks a completed send whose offset the broker did not
-	// report, ["send", k, [null, v]], as with acks=0.
+	// report, ["send", k, [null, v]], as with acks=0, or a record read
+	// without its offset, [null, v] (Jepsen's histories allow both).
 	OffsetUnknown int64 = -1
 )
 
@@ -118,8 +135,12 @@ type Mop struct {
 	F MopF
 	// Key is the key (topic partition) a send writes to.
 	Key string
-	// Value is the value a send writes; values are unique across a test.
+	// Value is the value a send writes, when it is an integer; values are
+	// unique across a test.
 	Value int64
+	// Text is the value when it is not an integer (see [Record.Text]), ""
+	// for an integer.
+	Text string
 	// Offset is where a send's value landed, or OffsetPending or
 	// OffsetUnknown.
 	Offset int64
@@ -128,11 +149,68 @@ type Mop struct {
 }
 
 // Record is one message a poll read: the value at an offset of a key.
+//
+// Values are opaque: the checkers compare them only for equality. Garantia's
+// workloads write integers, held in Value; Jepsen's own tests also use
+// keywords, strings and nil, held in Text as their JSON text (a string
+// "\"a\"", or null; an EDN keyword :a arrives as the string "a"). Two values
+// are equal when both Value and Text are.
 type Record struct {
+	// Offset is where the value was read, or OffsetUnknown.
 	Offset int64
 	Value  int64
+	// Text is the value when it is not an integer: its JSON text, a string
+	// (in canonical escaping), null, true, false or a number that is not an
+	// int64. "" for an integer.
+	Text string
 }
 
 // IsClient reports whether the op was recorded by a workload client rather
 // than the nemesis.
 func (o *Op) IsClient() bool { return o.Process != NemesisProcess }
+
+// Val is one message value, as the checkers report it: an integer, or the
+// JSON text of any other value (see [Record]).
+type Val struct {
+	Int  int64
+	Text string // "" for an integer
+}
+
+// MopVal is the value a send micro-op writes.
+func MopVal(m *Mop) Val { return Val{Int: m.Value, Text: m.Text} }
+
+// RecordVal is the value a record holds.
+func RecordVal(r *Record) Val { return Val{Int: r.Value, Text: r.Text} }
+
+// String is the value as a history writes it: 1042, "a", null.
+func (v Val) String() string {
+	if v.Text != "" {
+		return v.Text
+	}
+	return strconv.FormatInt(v.Int, 10)
+}
+
+// MarshalJSON writes the value as the history has it.
+func (v Val) MarshalJSON() ([]byte, error) {
+	if v.Text != "" {
+		return []byte(v.Text), nil
+	}
+	return strconv.AppendInt(nil, v.Int, 10), nil
+}
+
+// UnmarshalJSON reads a value as a history line's send or record holds it.
+func (v *Val) UnmarshalJSON(b []byte) error {
+	d := decoder{b: b, noColumns: true}
+	d.ws()
+	n, text, err := d.message()
+	if err == nil {
+		if d.ws(); d.i != len(d.b) {
+			err = fmt.Errorf("unexpected data after the value: %s", d.snippetAt(d.i))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("histories: value: %w", err)
+	}
+	*v = Val{Int: n, Text: text}
+	return nil
+}

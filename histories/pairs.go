@@ -21,7 +21,8 @@ type Pairing struct {
 }
 
 // The ways a history can break the rule that a client process runs one
-// operation at a time; [PairProblem.Err] is one of these.
+// operation at a time, and that a completion reports on the operation its
+// process invoked; [PairProblem.Err] is one of these.
 var (
 	// ErrDoubleInvoke: a process invoked an operation while its previous
 	// one was still open. The earlier one is left uncompleted.
@@ -32,12 +33,19 @@ var (
 	// ErrCompletionF: a completion whose f differs from its invocation's.
 	// The two are still paired.
 	ErrCompletionF = errors.New("completion's f differs from its invocation's")
+	// ErrCompletionMops: a completion whose micro-operations are not its
+	// invocation's: another number of them, another function, or a send of
+	// another value or key. The two are still paired.
+	ErrCompletionMops = errors.New("completion's micro-operations differ from its invocation's")
+	// ErrDrainMarker: a completed final drain with no drain invocation
+	// before it, so nothing says where the drain began.
+	ErrDrainMarker = errors.New("drain completion without a drain invocation")
 )
 
 // PairProblem is one place where a history breaks the one-operation-at-a-
 // time rule.
 type PairProblem struct {
-	Err   error  // ErrDoubleInvoke, ErrOrphanCompletion or ErrCompletionF
+	Err   error  // one of the Err variables above
 	Pos   int    // position of the op that broke the rule
 	Other int    // position of the invocation it conflicts with, or -1
 	Msg   string // the problem in words, with indexes and processes
@@ -84,14 +92,18 @@ func (e *PairError) Unwrap() []error {
 
 // Pair matches every client invocation with its completion: the next event
 // of the same process. It checks that each client process runs one
-// operation at a time, and reports every break of that rule in a
+// operation at a time and that each completion reports on the operation
+// its process invoked, and reports every break of those rules in a
 // *PairError; the Pairing it returns alongside is complete as far as the
-// history allows, so a checker may go on with it after reporting the error.
+// history allows, so a caller may go on with it after reporting the error.
+// [Load], [LoadHistory] and [FromOps] pair by the same rules (they stop at
+// the first problem and name its line).
 //
 // Nemesis events (process [NemesisProcess]) are not held to the rule: they
 // may be standalone info events or invoke/completion pairs, and a nemesis
 // completion is paired with the open nemesis invocation of the same f, if
-// there is one.
+// there is one. The drain markers ([FDrain]) are the exception: a
+// completed drain must have been invoked.
 func Pair(ops []Op) (*Pairing, error) {
 	p := &Pairing{
 		Completion: make([]int, len(ops)),
@@ -100,43 +112,17 @@ func Pair(ops []Op) (*Pairing, error) {
 	for i := range ops {
 		p.Completion[i], p.Invocation[i] = -1, -1
 	}
-	open := make(map[int64]int)         // process -> position of its open invocation
-	nemesisOpen := make(map[string]int) // f -> position of an open nemesis invocation
+	pr := newPairer(false)
 	var problems []PairProblem
 	for i := range ops {
-		op := &ops[i]
-		if !op.IsClient() {
-			if op.Type == Invoke {
-				nemesisOpen[op.F] = i
-			} else if j, ok := nemesisOpen[op.F]; ok {
-				p.Completion[j], p.Invocation[i] = i, j
-				delete(nemesisOpen, op.F)
-			}
-			continue
+		j, prob := pr.step(i, &ops[i])
+		if prob != nil {
+			prob.Msg = describeOp(ops, i) + ": " + prob.Msg
+			problems = append(problems, *prob)
 		}
-		j, isOpen := open[op.Process]
-		if op.Type == Invoke {
-			if isOpen {
-				problems = append(problems, PairProblem{Err: ErrDoubleInvoke, Pos: i, Other: j, Msg: fmt.Sprintf(
-					"%s: process %d invoked again while its invocation %s was open",
-					describeOp(ops, i), op.Process, describeOp(ops, j))})
-			}
-			open[op.Process] = i
-			continue
+		if j >= 0 {
+			p.Completion[j], p.Invocation[i] = i, j
 		}
-		if !isOpen {
-			problems = append(problems, PairProblem{Err: ErrOrphanCompletion, Pos: i, Other: -1, Msg: fmt.Sprintf(
-				"%s: completion without an invocation: process %d had no open operation",
-				describeOp(ops, i), op.Process)})
-			continue
-		}
-		if ops[j].F != op.F {
-			problems = append(problems, PairProblem{Err: ErrCompletionF, Pos: i, Other: j, Msg: fmt.Sprintf(
-				"%s: completes %s, invoked as %q",
-				describeOp(ops, i), describeOp(ops, j), ops[j].F)})
-		}
-		p.Completion[j], p.Invocation[i] = i, j
-		delete(open, op.Process)
 	}
 	if problems != nil {
 		return p, &PairError{Problems: problems}
@@ -148,4 +134,190 @@ func Pair(ops []Op) (*Pairing, error) {
 func describeOp(ops []Op, i int) string {
 	op := &ops[i]
 	return fmt.Sprintf("op %d (index %d, process %d, %s %s)", i, op.Index, op.Process, op.Type, op.F)
+}
+
+// pairer pairs invocations and completions as ops arrive in history order,
+// and follows the drain markers. It is the one implementation of the
+// pairing rules: [Pair], the loaders and [FromOps] all step through it.
+type pairer struct {
+	// fragment accepts completions whose invocation came before the
+	// history began: a process's first event may be a completion.
+	fragment bool
+	open     map[int64]pendingInv // client process -> its open invocation
+	nemesis  map[string]int       // nemesis f -> position of its open invocation
+	seen     map[int64]struct{}   // processes met so far (fragment only)
+	drain    Drain
+	// drainOpen is the position of a drain invocation not yet completed,
+	// or -1; lastDrain is the position of the last drain invocation.
+	drainOpen int
+}
+
+// pendingInv is what the pairer keeps of an open invocation to judge its
+// completion. mops shares the op's slice, which readers never reuse.
+type pendingInv struct {
+	pos   int
+	index int64
+	f     string
+	mops  []Mop
+}
+
+func newPairer(fragment bool) *pairer {
+	p := &pairer{
+		fragment:  fragment,
+		open:      make(map[int64]pendingInv),
+		nemesis:   make(map[string]int),
+		drainOpen: -1,
+		drain:     Drain{State: DrainNotRecorded, Start: -1, End: -1},
+	}
+	if fragment {
+		p.seen = make(map[int64]struct{})
+	}
+	return p
+}
+
+// step takes the op at position pos. It returns the position of the
+// invocation op completes (-1: none) and, when op breaks a rule, the
+// problem (Msg without the op's own description; the caller adds where it
+// is).
+func (p *pairer) step(pos int, op *Op) (int, *PairProblem) {
+	if !op.IsClient() {
+		return p.stepNemesis(pos, op)
+	}
+	prev, isOpen := p.open[op.Process]
+	first := false
+	if p.fragment {
+		if _, ok := p.seen[op.Process]; !ok {
+			first = true
+			p.seen[op.Process] = struct{}{}
+		}
+	}
+	if op.Type == Invoke {
+		p.open[op.Process] = pendingInv{pos: pos, index: op.Index, f: op.F, mops: op.Value.Mops}
+		if isOpen {
+			return -1, &PairProblem{Err: ErrDoubleInvoke, Pos: pos, Other: prev.pos, Msg: fmt.Sprintf(
+				"process %d invokes %s while its %s invoked at index %d has not completed: a process runs one operation at a time",
+				op.Process, op.F, prev.f, prev.index)}
+		}
+		return -1, nil
+	}
+	if !isOpen {
+		if first {
+			return -1, nil // invoked before the fragment began
+		}
+		return -1, &PairProblem{Err: ErrOrphanCompletion, Pos: pos, Other: -1, Msg: fmt.Sprintf(
+			"%s %s completes nothing: process %d has no operation open (every completion follows its process's invocation)",
+			op.Type, op.F, op.Process)}
+	}
+	delete(p.open, op.Process)
+	if prev.f != op.F {
+		return prev.pos, &PairProblem{Err: ErrCompletionF, Pos: pos, Other: prev.pos, Msg: fmt.Sprintf(
+			"%s %s completes the %s process %d invoked at index %d: a completion must have its invocation's f",
+			op.Type, op.F, prev.f, op.Process, prev.index)}
+	}
+	if why := mopsDiffer(prev.mops, op.Value.Mops); why != "" {
+		return prev.pos, &PairProblem{Err: ErrCompletionMops, Pos: pos, Other: prev.pos, Msg: fmt.Sprintf(
+			"%s %s does not report on the micro-operations process %d invoked at index %d: %s",
+			op.Type, op.F, op.Process, prev.index, why)}
+	}
+	return prev.pos, nil
+}
+
+// mopsDiffer says how a completion's micro-ops differ from its
+// invocation's, or "" when they agree: as many of them, each of the same
+// function, each send of the same value to the same key. A completion
+// without micro-ops (null) reports nothing and agrees with any invocation.
+func mopsDiffer(inv, done []Mop) string {
+	if done == nil || inv == nil {
+		return ""
+	}
+	if len(done) != len(inv) {
+		return fmt.Sprintf("%d micro-op(s) completed, %d invoked", len(done), len(inv))
+	}
+	for i := range inv {
+		a, b := &inv[i], &done[i]
+		switch {
+		case a.F != b.F:
+			return fmt.Sprintf("micro-op %d completes as %s, invoked as %s", i, b.F, a.F)
+		case a.F == MopSend && a.Key != b.Key:
+			return fmt.Sprintf("micro-op %d completes as a send to key %q, invoked to key %q", i, b.Key, a.Key)
+		case a.F == MopSend && (a.Value != b.Value || a.Text != b.Text):
+			return fmt.Sprintf("micro-op %d completes as a send of %s, invoked with %s", i, mopValue(b), mopValue(a))
+		}
+	}
+	return ""
+}
+
+func mopValue(m *Mop) string { return MopVal(m).String() }
+
+// stepNemesis pairs a nemesis event and follows the drain markers.
+func (p *pairer) stepNemesis(pos int, op *Op) (int, *PairProblem) {
+	inv := -1
+	if op.Type == Invoke {
+		p.nemesis[op.F] = pos
+	} else if j, ok := p.nemesis[op.F]; ok {
+		inv = j
+		delete(p.nemesis, op.F)
+	}
+	if op.F != FDrain {
+		return inv, nil
+	}
+	switch op.Type {
+	case Invoke:
+		p.drainOpen = pos
+		if p.drain.State != DrainCompleted {
+			p.drain = Drain{State: DrainUnfinished, Start: pos, End: -1}
+		}
+	case OK:
+		if p.drainOpen < 0 {
+			return inv, &PairProblem{Err: ErrDrainMarker, Pos: pos, Other: -1, Msg: "the final drain completes, but no drain was invoked before it: the drain's invocation says from when every partition was read to its end"}
+		}
+		p.drain = Drain{State: DrainCompleted, Start: p.drainOpen, End: pos}
+		p.drainOpen = -1
+	default:
+		if p.drainOpen >= 0 && p.drain.State != DrainCompleted {
+			p.drain = Drain{State: DrainCutShort, Start: p.drainOpen, End: pos, Error: op.Error}
+		}
+		p.drainOpen = -1
+	}
+	return inv, nil
+}
+
+// DrainState says whether a history records a completed final drain.
+type DrainState uint8
+
+// The states of a history's final drain.
+const (
+	// DrainNotRecorded: the history has no drain markers.
+	DrainNotRecorded DrainState = iota
+	// DrainUnfinished: a drain was invoked and never completed (the
+	// history ends inside it).
+	DrainUnfinished
+	// DrainCutShort: a drain was invoked and completed info (or fail): it
+	// stopped before reading every partition to its end.
+	DrainCutShort
+	// DrainCompleted: a drain was invoked and completed ok: every
+	// partition was read to the end offset it had when the drain began.
+	DrainCompleted
+)
+
+var drainStateNames = [...]string{"not-recorded", "unfinished", "cut-short", "completed"}
+
+// String is the state's name in results.json: not-recorded, unfinished,
+// cut-short or completed.
+func (s DrainState) String() string {
+	if int(s) < len(drainStateNames) {
+		return drainStateNames[s]
+	}
+	return fmt.Sprintf("DrainState(%d)", s)
+}
+
+// Drain is what a history's [FDrain] markers say about its final drain.
+// With several drains, the last completed one counts, else the last one.
+type Drain struct {
+	State DrainState
+	// Start and End are the positions of the drain's invocation and
+	// completion, -1 when there is none.
+	Start, End int
+	// Error is why a drain was cut short, when its completion said.
+	Error string
 }

@@ -36,7 +36,7 @@ func TestPair(t *testing.T) {
 			wantCompletion: []int{-1, 2, -1},
 			wantInvocation: []int{-1, -1, 1},
 			wantErrs:       []error{ErrDoubleInvoke},
-			wantMsg:        `op 1 (index 1, process 0, invoke poll): process 0 invoked again while its invocation op 0 (index 0, process 0, invoke send) was open`,
+			wantMsg:        `op 1 (index 1, process 0, invoke poll): process 0 invokes poll while its send invoked at index 0 has not completed: a process runs one operation at a time`,
 		},
 		{
 			name:           "completion without invocation",
@@ -44,7 +44,7 @@ func TestPair(t *testing.T) {
 			wantCompletion: []int{-1, 2, -1, -1},
 			wantInvocation: []int{-1, -1, 1, -1},
 			wantErrs:       []error{ErrOrphanCompletion, ErrOrphanCompletion},
-			wantMsg:        `op 0 (index 0, process 3, ok send): completion without an invocation: process 3 had no open operation`,
+			wantMsg:        `op 0 (index 0, process 3, ok send): ok send completes nothing: process 3 has no operation open`,
 		},
 		{
 			name:           "completion of another f",
@@ -52,7 +52,7 @@ func TestPair(t *testing.T) {
 			wantCompletion: []int{1, -1},
 			wantInvocation: []int{-1, 0},
 			wantErrs:       []error{ErrCompletionF},
-			wantMsg:        `op 1 (index 1, process 0, ok poll): completes op 0 (index 0, process 0, invoke send), invoked as "send"`,
+			wantMsg:        `op 1 (index 1, process 0, ok poll): ok poll completes the send process 0 invoked at index 0: a completion must have its invocation's f`,
 		},
 	}
 	for _, tt := range tests {

@@ -23,22 +23,23 @@ type pblock struct {
 
 // presult is what a worker made of a block.
 type presult struct {
-	seq         int
-	ops         []Op
-	firstOpLine int    // the line of ops[0]
-	warning     string // a truncated last line was skipped
-	err         error  // the first bad line; the block's later lines are ignored
+	seq     int
+	ops     []Op
+	lines   []int32 // lines[i] is the line of ops[i]
+	warning string  // a truncated last line was skipped
+	err     error   // the first bad line; the block's later lines are ignored
 }
 
-// readParallel decodes a history with workers goroutines: one reads blocks
-// of whole lines, the workers decode them, and the caller's goroutine puts
-// the results back in order, checking indexes across blocks. It accepts and
-// refuses exactly what a sequential Reader does, with the same errors.
-func readParallel(r io.Reader, name string, hint, workers, blockBytes int) ([]Op, []string, error) {
+// readParallelInto decodes a history with workers goroutines: one reads
+// blocks of whole lines, the workers decode them, and the caller's
+// goroutine puts the results back in order, checks the order of the ops
+// and hands them to s. It accepts and refuses exactly what a sequential
+// Reader does, with the same errors.
+func readParallelInto(r io.Reader, name string, s opSink, workers, blockBytes int) ([]string, error) {
 	blocks := make(chan *pblock, workers)
 	results := make(chan *presult, workers)
 	freeBufs := make(chan []byte, 2*workers+2)
-	freeOps := make(chan []Op, 2*workers+2)
+	freeRes := make(chan *presult, 2*workers+2)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -51,7 +52,7 @@ func readParallel(r io.Reader, name string, hint, workers, blockBytes int) ([]Op
 		workersWG.Add(1)
 		go func() {
 			defer workersWG.Done()
-			decodeBlocks(name, blocks, results, freeBufs, freeOps, done)
+			decodeBlocks(name, blocks, results, freeBufs, freeRes, done)
 		}()
 	}
 	go func() {
@@ -67,10 +68,10 @@ func readParallel(r io.Reader, name string, hint, workers, blockBytes int) ([]Op
 		wg.Wait()
 	}()
 
-	out := make([]Op, 0, hint)
 	var warnings []string
+	var ord order
 	waiting := make(map[int]*presult)
-	next, prevIndex := 0, int64(-1)
+	next := 0
 	for res := range results {
 		waiting[res.seq] = res
 		for {
@@ -80,26 +81,29 @@ func readParallel(r io.Reader, name string, hint, workers, blockBytes int) ([]Op
 			}
 			delete(waiting, next)
 			next++
-			if len(res.ops) > 0 && res.ops[0].Index <= prevIndex {
-				return nil, warnings, &ParseError{File: name, Line: res.firstOpLine, Err: indexOrderError(prevIndex, res.ops[0].Index)}
+			for i := range res.ops {
+				if err := ord.check(&res.ops[i]); err != nil {
+					return warnings, &ParseError{File: name, Line: int(res.lines[i]), Err: err}
+				}
 			}
-			out = append(out, res.ops...)
 			if len(res.ops) > 0 {
-				prevIndex = res.ops[len(res.ops)-1].Index
-			}
-			select {
-			case freeOps <- res.ops[:0]:
-			default:
+				if err := s.add(res.ops, res.lines); err != nil {
+					return warnings, err
+				}
 			}
 			if res.warning != "" {
 				warnings = append(warnings, res.warning)
 			}
 			if res.err != nil {
-				return nil, warnings, res.err
+				return warnings, res.err
+			}
+			select {
+			case freeRes <- res:
+			default:
 			}
 		}
 	}
-	return out, warnings, nil
+	return warnings, nil
 }
 
 // produceBlocks reads r into blocks of whole lines. A line longer than a
@@ -177,16 +181,19 @@ func produceBlocks(r io.Reader, name string, blockBytes int, blocks chan<- *pblo
 
 // decodeBlocks is a worker: it decodes blocks into ops with a decoder of
 // its own.
-func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, freeBufs chan []byte, freeOps chan []Op, done <-chan struct{}) {
+func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, freeBufs chan []byte, freeRes chan *presult, done <-chan struct{}) {
 	d := newDecoder()
 	for b := range blocks {
-		res := &presult{seq: b.seq, err: b.err}
+		var res *presult
+		select {
+		case res = <-freeRes:
+			res.ops, res.lines = res.ops[:0], res.lines[:0]
+			res.warning = ""
+		default:
+			res = &presult{ops: make([]Op, 0, len(b.data)/opBytesGuess+16)}
+		}
+		res.seq, res.err = b.seq, b.err
 		if b.err == nil {
-			select {
-			case res.ops = <-freeOps:
-			default:
-				res.ops = make([]Op, 0, len(b.data)/opBytesGuess+16)
-			}
 			decodeBlock(d, name, b, res)
 			select {
 			case freeBufs <- b.buf:
@@ -230,12 +237,6 @@ func decodeBlock(d *decoder, name string, b *pblock, res *presult) {
 			res.err = &ParseError{File: name, Line: line, Err: err}
 			return
 		}
-		if n := len(res.ops); n == 1 {
-			res.firstOpLine = line
-		} else if prev := res.ops[n-2].Index; op.Index <= prev {
-			res.err = &ParseError{File: name, Line: line, Err: indexOrderError(prev, op.Index)}
-			res.ops = res.ops[:n-1]
-			return
-		}
+		res.lines = append(res.lines, int32(line))
 	}
 }

@@ -2,13 +2,13 @@ package histories
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
+	"sort"
 )
 
 // MaxLineBytes is the longest history line a [Reader] accepts. Lines are
@@ -36,32 +36,34 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 // Reader reads a JSON Lines history one op at a time.
 //
-// Besides each line's schema it checks that indexes increase strictly: they
-// need not be dense, so a history filtered with grep (a few processes, a
-// time window) still reads, but no two ops share an index and the file's
-// order is the index order. Blank lines are skipped. A last line that has
-// no newline at its end and does not parse is what a harness that died
-// mid-write leaves behind; it is skipped with a warning (see
-// [Reader.Warnings]) rather than failing the whole history.
+// Besides each line's schema it checks that the file is in the order
+// events happened: indexes increase strictly (they need not be dense, so a
+// history filtered with grep, say a few processes or a time window, still
+// reads, but no two ops share an index) and times never decrease. Blank
+// lines are skipped. A last line that has no newline at its end and is not
+// a whole JSON value is what a harness that died mid-write leaves behind
+// (or the zeros a power loss leaves after the last write); it is skipped
+// with a warning (see [Reader.Warnings]) rather than failing the whole
+// history. A last line that is whole JSON is held to the schema like any
+// other, newline or not.
 type Reader struct {
-	br        *bufio.Reader
-	name      string
-	line      int
-	d         *decoder
-	prevIndex int64
-	warnings  []string
-	err       error  // sticky: io.EOF or the error that stopped reading
-	long      []byte // a line that did not fit in br's buffer
+	br       *bufio.Reader
+	name     string
+	line     int
+	d        *decoder
+	order    order
+	warnings []string
+	err      error  // sticky: io.EOF or the error that stopped reading
+	long     []byte // a line that did not fit in br's buffer
 }
 
 // NewReader returns a Reader of r; name (usually the file's path) is used
 // in errors and warnings.
 func NewReader(r io.Reader, name string) *Reader {
 	return &Reader{
-		br:        bufio.NewReaderSize(r, readBufferBytes),
-		name:      name,
-		d:         newDecoder(),
-		prevIndex: -1,
+		br:   bufio.NewReaderSize(r, readBufferBytes),
+		name: name,
+		d:    newDecoder(),
 	}
 }
 
@@ -107,13 +109,32 @@ func (r *Reader) next(op *Op) error {
 			r.err = &ParseError{File: r.name, Line: r.line, Err: err}
 			return r.err
 		}
-		if op.Index <= r.prevIndex {
-			r.err = &ParseError{File: r.name, Line: r.line, Err: indexOrderError(r.prevIndex, op.Index)}
+		if err := r.order.check(op); err != nil {
+			r.err = &ParseError{File: r.name, Line: r.line, Err: err}
 			return r.err
 		}
-		r.prevIndex = op.Index
 		return nil
 	}
+}
+
+// order checks that ops come in the order they happened: indexes increase
+// strictly (they need not be dense) and times never decrease.
+type order struct {
+	prevIndex, prevTime int64
+	started             bool
+}
+
+func (o *order) check(op *Op) error {
+	if o.started {
+		if op.Index <= o.prevIndex {
+			return indexOrderError(o.prevIndex, op.Index)
+		}
+		if op.Time < o.prevTime {
+			return fmt.Errorf("field \"time\": %d is before the previous op's time %d: events must be recorded in the order they happened, on a clock that never goes backwards", op.Time, o.prevTime)
+		}
+	}
+	o.prevIndex, o.prevTime, o.started = op.Index, op.Time, true
+	return nil
 }
 
 // What decodeLine made of a line.
@@ -133,7 +154,7 @@ func decodeLine(d *decoder, line []byte, complete bool, op *Op) (int, error) {
 		return lineBlank, nil
 	}
 	if err := d.decodeOp(line, op); err != nil {
-		if !complete {
+		if !complete && !json.Valid(line) {
 			return lineTruncated, err
 		}
 		return lineBad, err
@@ -142,7 +163,7 @@ func decodeLine(d *decoder, line []byte, complete bool, op *Op) (int, error) {
 }
 
 func truncatedWarning(name string, line int, err error) string {
-	return fmt.Sprintf("%s:%d: skipped the last line: it has no newline at its end, as when the writer died mid-write, and it does not parse: %v",
+	return fmt.Sprintf("%s:%d: skipped the last line: it has no newline at its end and is not whole JSON, as when the writer died mid-write: %v",
 		name, line, err)
 }
 
@@ -219,13 +240,19 @@ func isBlank(b []byte) bool {
 // ReadAll reads a whole JSON Lines history from r; name is used in errors
 // and warnings. It returns the ops, the warnings about what it skipped, and
 // the first error. It checks and skips exactly what a [Reader] does, but
-// decodes on all CPUs.
+// decodes on all CPUs. It checks each line and the order of the lines, not
+// that invocations and completions pair up: [Load] does that too.
 func ReadAll(r io.Reader, name string) (ops []Op, warnings []string, err error) {
 	hint := 0
 	if l, ok := r.(interface{ Len() int }); ok { // bytes.Reader, strings.Reader, bytes.Buffer
 		hint = l.Len() / opBytesGuess
 	}
-	return readAll(r, name, hint)
+	l := &opList{ops: make([]Op, 0, hint)}
+	warnings, err = readInto(r, name, l, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, warnings, err
+	}
+	return l.ops, warnings, nil
 }
 
 // opBytesGuess is a typical history line's length, to size the op slice
@@ -234,45 +261,124 @@ const opBytesGuess = 128
 
 // ReadFile reads the JSON Lines history at path. See [ReadAll].
 func ReadFile(path string) (ops []Op, warnings []string, err error) {
+	l, warnings, err := readFileInto(path, func(hint int) *opList { return &opList{ops: make([]Op, 0, hint)} })
+	if err != nil {
+		return nil, warnings, err
+	}
+	return l.ops, warnings, nil
+}
+
+// readFileInto reads the JSON Lines history at path into the sink that
+// newSink makes, given the number of ops the file's size suggests.
+func readFileInto[S opSink](path string, newSink func(hint int) S) (S, []string, error) {
+	var s S
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("histories: %w", err)
+		return s, nil, fmt.Errorf("histories: %w", err)
 	}
 	defer f.Close()
 	hint := 0
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		hint = int(min(fi.Size()/opBytesGuess, 1<<26))
 	}
-	return readAll(f, path, hint)
+	s = newSink(hint)
+	warnings, err := readInto(f, path, s, runtime.GOMAXPROCS(0))
+	return s, warnings, err
 }
 
-func readAll(r io.Reader, name string, hint int) ([]Op, []string, error) {
-	if workers := runtime.GOMAXPROCS(0); workers > 1 {
-		return readParallel(r, name, hint, workers, parallelBlockBytes)
+// opSink takes the ops of a history as a reader decodes them: in history
+// order, in batches, each op with the line it was read from.
+type opSink interface {
+	// add takes the next ops; lines[i] is the line ops[i] was read from.
+	// Both slices are reused after the call (the ops' own slices are not).
+	add(ops []Op, lines []int32) error
+}
+
+// opList is the sink that keeps the ops as they are, with what it takes to
+// find each op's line again.
+type opList struct {
+	ops   []Op
+	lines lineMap
+}
+
+func (l *opList) add(ops []Op, lines []int32) error {
+	for i := range ops {
+		l.lines.note(len(l.ops)+i, int(lines[i]))
 	}
-	return readSequential(NewReader(r, name), hint)
+	l.ops = append(l.ops, ops...)
+	return nil
 }
 
-func readSequential(r *Reader, hint int) ([]Op, []string, error) {
-	ops := make([]Op, 0, hint)
+// lineMap finds the line an op was read from, given its position in the
+// history. Lines and positions move together (one op per line) except
+// where blank lines, or ops sharing or spanning lines in EDN, shift them;
+// only those shifts are stored.
+type lineMap struct {
+	pos, line []int32 // from pos[i] on, op p is on line line[i] + (p - pos[i])
+}
+
+// note records that the op at position p is on line l; ops must be noted
+// in order.
+func (m *lineMap) note(p, l int) {
+	if n := len(m.pos); n > 0 && int(m.line[n-1])+(p-int(m.pos[n-1])) == l {
+		return
+	}
+	m.pos = append(m.pos, int32(p))
+	m.line = append(m.line, int32(l))
+}
+
+// of returns the line of the op at position p, or 0 if unknown.
+func (m *lineMap) of(p int) int {
+	i := sort.Search(len(m.pos), func(i int) bool { return int(m.pos[i]) > p }) - 1
+	if i < 0 {
+		return 0
+	}
+	return int(m.line[i]) + p - int(m.pos[i])
+}
+
+// readInto reads a JSON Lines history from r into s, checking each line
+// and the order of the lines, on workers goroutines.
+func readInto(r io.Reader, name string, s opSink, workers int) ([]string, error) {
+	if workers > 1 {
+		return readParallelInto(r, name, s, workers, parallelBlockBytes)
+	}
+	return readSequentialInto(NewReader(r, name), s)
+}
+
+func readSequentialInto(r *Reader, s opSink) ([]string, error) {
+	ops := make([]Op, 1)
+	lines := make([]int32, 1)
 	for {
-		ops = append(ops, Op{})
-		if err := r.next(&ops[len(ops)-1]); err != nil {
-			ops = ops[:len(ops)-1]
+		ops[0] = Op{}
+		if err := r.next(&ops[0]); err != nil {
 			if err == io.EOF {
-				return ops, r.Warnings(), nil
+				return r.Warnings(), nil
 			}
-			return nil, r.Warnings(), err
+			return r.Warnings(), err
+		}
+		lines[0] = int32(r.line)
+		if err := s.add(ops, lines); err != nil {
+			return r.Warnings(), err
 		}
 	}
 }
 
-// Load reads a history file of either format: Jepsen EDN when the name ends
-// in .edn, JSON Lines otherwise. Use [ResolveHistory] first to accept run
-// folders and store links too.
-func Load(path string) (ops []Op, warnings []string, err error) {
-	if strings.EqualFold(filepath.Ext(path), ".edn") {
-		return ReadEDNFile(path)
+// readSequential and readParallel read into an opList: the two readers
+// must agree, and tests compare them.
+func readSequential(r *Reader, hint int) ([]Op, []string, error) {
+	l := &opList{ops: make([]Op, 0, hint)}
+	warnings, err := readSequentialInto(r, l)
+	if err != nil {
+		return nil, warnings, err
 	}
-	return ReadFile(path)
+	return l.ops, warnings, nil
+}
+
+func readParallel(r io.Reader, name string, hint, workers, blockBytes int) ([]Op, []string, error) {
+	l := &opList{ops: make([]Op, 0, hint)}
+	warnings, err := readParallelInto(r, name, l, workers, blockBytes)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return l.ops, warnings, nil
 }

@@ -22,7 +22,7 @@ func TestReadFileFixtures(t *testing.T) {
 	}{
 		{file: "basic.jsonl", wantOps: 15},
 		{file: "truncated.jsonl", wantOps: 15, wantWarnings: []string{
-			`testdata/truncated.jsonl:16: skipped the last line: it has no newline at its end, as when the writer died mid-write, and it does not parse: field "type": column 50: string is not terminated before the end of the line`}},
+			`testdata/truncated.jsonl:16: skipped the last line: it has no newline at its end and is not whole JSON, as when the writer died mid-write: field "type": column 50: string is not terminated before the end of the line`}},
 		{file: "bad_type.jsonl", wantErr: `testdata/bad_type.jsonl:12: field "type": want invoke, ok, fail or info, got "okk"`},
 		{file: "missing.jsonl", wantErr: `histories: open testdata/missing.jsonl: no such file or directory`},
 	}
@@ -109,9 +109,15 @@ var readerCases = []struct {
 	{name: "repeated index", in: l0 + "\n" + l0 + "\n", wantErr: `h.jsonl:2: field "index": want more than the previous op's index 0, got 0: indexes must increase strictly`},
 	{name: "decreasing index", in: l5 + "\n" + l1 + "\n", wantErr: `h.jsonl:2: field "index": want more than the previous op's index 5, got 1`},
 	{name: "truncated last line", in: l0 + "\n" + l1[:30], wantIndexes: []int64{0},
-		wantWarnings: []string{`h.jsonl:2: skipped the last line: it has no newline at its end, as when the writer died mid-write, and it does not parse: field "process": column 31: want an integer, got end of line`}},
+		wantWarnings: []string{`h.jsonl:2: skipped the last line: it has no newline at its end and is not whole JSON, as when the writer died mid-write: field "process": column 31: want an integer, got end of line`}},
 	{name: "zero bytes after a power loss", in: l0 + "\n" + "\x00\x00\x00", wantIndexes: []int64{0},
-		wantWarnings: []string{`h.jsonl:2: skipped the last line: it has no newline at its end, as when the writer died mid-write, and it does not parse: column 1: want a JSON object starting with '{', got "\x00\x00\x00"`}},
+		wantWarnings: []string{`h.jsonl:2: skipped the last line: it has no newline at its end and is not whole JSON, as when the writer died mid-write: column 1: want a JSON object starting with '{', got "\x00\x00\x00"`}},
+	{name: "whole last line without newline is held to the schema", in: l0 + "\n" + `{"index":1,"time":2,"process":0,"type":"done","f":"poll"}`,
+		wantErr: `h.jsonl:2: field "type": want invoke, ok, fail or info, got "done"`},
+	{name: "whole JSON that is not an op, without newline", in: "[1,2,3]", wantErr: `h.jsonl:1: column 1: want a JSON object starting with '{', got "[1,2,3]"`},
+	{name: "time goes backwards", in: l0 + "\n" + `{"index":1,"time":0,"process":0,"type":"ok","f":"poll"}` + "\n",
+		wantErr: `h.jsonl:2: field "time": 0 is before the previous op's time 1: events must be recorded in the order they happened`},
+	{name: "equal times are fine", in: l0 + "\n" + `{"index":1,"time":1,"process":0,"type":"ok","f":"poll"}` + "\n", wantIndexes: []int64{0, 1}},
 	{name: "bad line that has its newline is an error", in: l0 + "\n" + l1[:30] + "\n", wantErr: `h.jsonl:2: field "process": column 31: want an integer, got end of line`},
 	{name: "bad line before a good one", in: "nonsense\n" + l0 + "\n", wantErr: `h.jsonl:1: column 1: want a JSON object starting with '{', got "nonsense"`},
 	{name: "error after blank lines names the right line", in: "\n\n" + l0 + "\n\n{}\n", wantErr: `h.jsonl:5: field "index" is missing`},

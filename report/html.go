@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/garantia/garantia/checker/queue"
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/histories/anomaly"
 )
 
 // Options configure the HTML report. The zero value is the default.
@@ -371,7 +371,7 @@ func badKeys(r *Run, max int) (keys []string, reasons map[string][]string, omitt
 			reasons[k] = append(reasons[k], why)
 		}
 	}
-	for _, name := range []string{queue.LostWrite, queue.Unseen, queue.Duplicate, queue.InconsistentOffsets} {
+	for _, name := range []string{anomaly.LostWrite, anomaly.Unseen, anomaly.Duplicate, anomaly.InconsistentOffsets, anomaly.G1a, anomaly.GarbageRead} {
 		if a := r.Results.Queue.Anomalies[name]; a != nil {
 			for _, ex := range a.Examples {
 				add(ex.Key, name)
@@ -416,7 +416,7 @@ func anomalyViews(b *builder, keyShown map[string]string) []*anomalyView {
 	var out []*anomalyView
 	for name, a := range q.Anomalies {
 		av := &anomalyView{
-			Name: name, ID: htmlID("anomaly", name), Description: queue.Descriptions[name],
+			Name: name, ID: htmlID("anomaly", name), Description: anomaly.Description(name),
 			Count: a.Count, Allowed: slices.Contains(q.AllowedTypes, name),
 			More: a.Count - len(a.Examples),
 		}

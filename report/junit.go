@@ -13,8 +13,8 @@ import (
 	"github.com/garantia/garantia/internal/atomicfile"
 
 	"github.com/garantia/garantia/checker"
-	"github.com/garantia/garantia/checker/queue"
 	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/histories/anomaly"
 )
 
 // JUnit XML, as CI systems read it (Jenkins, GitLab, GitHub test-report
@@ -266,7 +266,7 @@ func statsCase(r *checker.Results, opts JUnitOptions) junitCase {
 
 // describe is an anomaly's one-line description, or "" for names the
 // queue checker does not know.
-func describe(name string) string { return queue.Descriptions[name] }
+func describe(name string) string { return anomaly.Description(name) }
 
 // writeAtomic writes b to path so that a reader never sees half a file.
 func writeAtomic(path string, b []byte) error {

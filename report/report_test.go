@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/garantia/garantia/checker/queue"
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/histories/anomaly"
 	"github.com/garantia/garantia/histories/synth"
 )
 
@@ -98,10 +98,10 @@ func TestReportShowsPlantedAnomalies(t *testing.T) {
 				fail("no zoomed picture around the first problem (svg.plot-orders-zoom)")
 			}
 			if c.fault == synth.LostWrite {
-				ex := res.Queue.Anomalies[queue.LostWrite].Examples[0]
+				ex := res.Queue.Anomalies[anomaly.LostWrite].Examples[0]
 				key := pg.text(htmlID("key", ex.Key))
-				if !strings.Contains(key, strconv.FormatInt(*ex.Value, 10)) {
-					fail("key %q's section does not name the lost value %d", ex.Key, *ex.Value)
+				if !strings.Contains(key, ex.Value.String()) {
+					fail("key %q's section does not name the lost value %s", ex.Key, ex.Value)
 				}
 				if !strings.Contains(key, "faults:") && !strings.Contains(key, "no fault") {
 					fail("key %q's section does not say which faults were in force around the loss", ex.Key)

@@ -255,16 +255,24 @@ func (r *Run) ensureVisualizations(ctx context.Context, timeout time.Duration) e
 	if lr == nil {
 		return nil
 	}
-	missing := false
+	// Redraw when a drawn visualization is gone, or none was drawn though
+	// some key is not linearizable and none was left out on purpose (its
+	// results came from a checker run without a folder to draw into).
+	missing, drawn := false, 0
 	for _, kr := range lr.Keys {
-		if kr.Valid == verdict.Invalid && r.visualizationPath(kr) == "" {
-			missing = true
+		if kr.Valid == verdict.Invalid && kr.Visualization != "" {
+			drawn++
+			missing = missing || r.visualizationPath(kr) == ""
 		}
 	}
-	if !missing {
+	if !missing && (drawn > 0 || lr.KeysInvalid == 0 || lr.VisualizationsOmitted > 0) {
 		return nil
 	}
-	again, err := linear.Check(ctx, r.Ops, linear.Options{Timeout: timeout, VisualizeDir: r.Dir})
+	h, err := histories.FromOps(r.Ops, histories.LoadOptions{})
+	if err != nil {
+		return badInput(fmt.Errorf("report: %w", err))
+	}
+	again, err := linear.Check(ctx, h, linear.Options{Timeout: timeout, VisualizeDir: r.Dir})
 	if err != nil && again == nil {
 		return fmt.Errorf("report: redrawing porcupine's visualizations: %w", err)
 	}

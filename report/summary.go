@@ -19,8 +19,15 @@ func Summary(w io.Writer, r *checker.Results, examples int) {
 	fmt.Fprintf(w, "ops: %d events, %d client ok, %d info, %d fail, %d nemesis events, %d processes\n",
 		st.Ops, st.Client.OK, st.Client.Info, st.Client.Fail, st.Nemesis, st.Processes)
 	c := r.Queue.Counts
-	fmt.Fprintf(w, "sends: %d sent, %d acknowledged, %d failed, %d indeterminate; %d values read; %d lost, %d unseen, %d duplicated\n",
-		c.Sent, c.Acknowledged, c.Failed, c.Indeterminate, c.Read, c.Lost, c.Unseen, c.Duplicated)
+	unseen := fmt.Sprint(c.Unseen)
+	if c.UnseenInconclusive > 0 {
+		unseen = fmt.Sprintf("%d (%d inconclusive)", c.Unseen, c.UnseenInconclusive)
+	}
+	fmt.Fprintf(w, "sends: %d sent, %d acknowledged, %d failed, %d indeterminate; %d values read; %d lost, %s unseen, %d duplicated\n",
+		c.Sent, c.Acknowledged, c.Failed, c.Indeterminate, c.Read, c.Lost, unseen, c.Duplicated)
+	if c.UnseenInconclusive > 0 {
+		fmt.Fprintf(w, "final drain: %s: %s\n", r.Queue.Drain.State, r.Queue.Drain.Explanation)
+	}
 	for _, warning := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warning)
 	}
@@ -32,7 +39,7 @@ func Summary(w io.Writer, r *checker.Results, examples int) {
 	sort.Strings(names)
 	for _, name := range names {
 		a := r.Queue.Anomalies[name]
-		fmt.Fprintf(w, "  %-22s %d\n", name, a.Count)
+		fmt.Fprintf(w, "  %-22s %d%s\n", name, a.Count, qualifier(a))
 		for i, ex := range a.Examples {
 			if i >= examples {
 				fmt.Fprintf(w, "      ... %d more in results.json\n", len(a.Examples)-examples)
@@ -44,12 +51,46 @@ func Summary(w io.Writer, r *checker.Results, examples int) {
 	fmt.Fprintf(w, "queue: %s", label(r.Queue.Valid))
 	if r.Linear != nil {
 		fmt.Fprintf(w, "   linearizable: %s", label(r.Linear.Valid))
-		for _, key := range sortedBad(r) {
+		bad := sortedBad(r)
+		for i, key := range bad {
+			if i == badKeysShown {
+				fmt.Fprintf(w, " [and %d more keys]", len(bad)-badKeysShown)
+				break
+			}
 			fmt.Fprintf(w, " [key %s: %s]", key, r.Linear.Keys[key].Valid)
+		}
+		if n := r.Linear.VisualizationsOmitted; n > 0 {
+			fmt.Fprintf(w, " (visualizations of %d keys, %d more left out)", r.Linear.Visualizations, n)
 		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "verdict: %s\n", label(r.Valid))
+}
+
+// badKeysShown bounds the keys named on the verdict line: a history with
+// thousands of bad keys must still summarise in a line.
+const badKeysShown = 5
+
+// qualifier says how many of an anomaly's cases are allowed or
+// inconclusive, which is why they may not make the verdict invalid.
+func qualifier(a *queue.Anomaly) string {
+	switch {
+	case a.Allowed == a.Count:
+		return " (allowed)"
+	case a.Inconclusive == a.Count:
+		return " (inconclusive)"
+	}
+	var parts []string
+	if a.Allowed > 0 {
+		parts = append(parts, fmt.Sprintf("%d allowed", a.Allowed))
+	}
+	if a.Inconclusive > 0 {
+		parts = append(parts, fmt.Sprintf("%d inconclusive", a.Inconclusive))
+	}
+	if parts == nil {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func label(v verdict.Verdict) string {

@@ -23,8 +23,10 @@ func TestGenerated(t *testing.T) {
 		cfg := benchConfig(seed)
 		cfg.Ops = 5_000
 		cfg.Cut = seed%2 == 0
-		ops := generate(cfg)
-		bad, what := corrupt(ops, rand.New(rand.NewSource(seed)))
+		cfg.Gaps = seed != 1
+		ops := mustHistory(t, generate(cfg))
+		bad0, what := corrupt(generate(cfg), rand.New(rand.NewSource(seed)))
+		bad := mustHistory(t, bad0)
 		// Whole keys, the default segments, and tiny segments.
 		for _, segOps := range []int{0, segmentOps, 16} {
 			res, err := check(context.Background(), ops, Options{}, config{segmentOps: segOps})
@@ -52,19 +54,16 @@ func TestGenerated(t *testing.T) {
 // ends; also when a corrupted ack makes one send dead.
 func TestSegments(t *testing.T) {
 	cfg := benchConfig(5)
-	cfg.Ops, cfg.Keys = 20_000, 1
+	cfg.Ops, cfg.Keys, cfg.Gaps = 20_000, 1, true
 	ops := generate(cfg)
-	bad, what := corrupt(ops, rand.New(rand.NewSource(5)))
-	for _, h := range [][]histories.Op{ops, bad} {
-		byKey, err := split(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kops := byKey["0"]
-		m := newKeyModel("0", kops)
+	bad0, what := corrupt(ops, rand.New(rand.NewSource(5)))
+	bad := mustHistory(t, bad0)
+	for _, h := range []*histories.History{mustHistory(t, ops), bad} {
+		kops := split(h, nil)["0"]
+		m := newKeyModel(h, kops)
 		segs := m.segments(segmentOps)
 		if len(segs) < 3 {
-			t.Fatalf("%d ops in %d segments: the cuts are not found", len(kops), len(segs))
+			t.Fatalf("%d ops in %d segments: the cuts are not found", len(kops.ops), len(segs))
 		}
 		seen := make(map[*kop]bool)
 		next := state{}
@@ -77,21 +76,21 @@ func TestSegments(t *testing.T) {
 			}
 			for _, o := range seg.ops {
 				if seen[o] {
-					t.Fatalf("op %s in two segments", describe(o))
+					t.Fatalf("op %s in two segments", m.describe(o))
 				}
 				seen[o] = true
 				switch {
 				case o.kind == kindPoll:
 					next.polls++
-				case o.kind == kindFiller || o.ok:
+				case o.ok:
 					next.n++
 				}
 			}
 		}
-		if len(seen) != len(kops) {
-			t.Fatalf("segments hold %d of %d ops", len(seen), len(kops))
+		if len(seen) != len(kops.ops) {
+			t.Fatalf("segments hold %d of %d ops", len(seen), len(kops.ops))
 		}
-		t.Logf("%d ops in %d segments", len(kops), len(segs))
+		t.Logf("%d ops in %d segments", len(kops.ops), len(segs))
 	}
 	res, err := Check(context.Background(), bad, Options{})
 	if err != nil {
@@ -102,11 +101,21 @@ func TestSegments(t *testing.T) {
 	}
 }
 
+// mustHistory makes a History of ops.
+func mustHistory(t testing.TB, ops []histories.Op) *histories.History {
+	t.Helper()
+	h, err := histories.FromOps(ops, histories.LoadOptions{})
+	if err != nil {
+		t.Fatalf("malformed history: %v", err)
+	}
+	return h
+}
+
 // BenchmarkLinear100k checks the history the performance goal names:
 // 100,000 operations over 10 keys by 20 processes, ~1% info.
 func BenchmarkLinear100k(b *testing.B) {
-	ops := generate(benchConfig(1))
-	b.Logf("%d events", len(ops))
+	ops := mustHistory(b, generate(benchConfig(1)))
+	b.Logf("%d events", len(ops.Events))
 	b.ReportAllocs()
 	for b.Loop() {
 		res, err := Check(context.Background(), ops, Options{})
@@ -122,7 +131,8 @@ func BenchmarkLinear100k(b *testing.B) {
 // BenchmarkLinear100kInvalid is the same history with one acked offset
 // corrupted, and its visualization written.
 func BenchmarkLinear100kInvalid(b *testing.B) {
-	ops, _ := corrupt(generate(benchConfig(1)), rand.New(rand.NewSource(1)))
+	bad, _ := corrupt(generate(benchConfig(1)), rand.New(rand.NewSource(1)))
+	ops := mustHistory(b, bad)
 	dir := b.TempDir()
 	b.ReportAllocs()
 	for b.Loop() {

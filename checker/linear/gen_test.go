@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/histories/histtest"
 )
 
 // genConfig shapes a simulated history of a correct log.
@@ -19,7 +20,10 @@ type genConfig struct {
 	FailRate  float64 // fraction of ops that fail (no effect)
 	Acks0Rate float64 // fraction of ok sends that report no offset (they may land after their ok)
 	Cut       bool    // end the history with the last invoked ops still open
-	Seed      int64
+	// Gaps makes each key's offsets start at a random base and leave
+	// holes, as transaction markers, compaction and retention do.
+	Gaps bool
+	Seed int64
 }
 
 // genOp is an operation in flight in the simulation.
@@ -54,7 +58,8 @@ type genSlot struct {
 // info and acks=0 sends, which is what those may do.
 func generate(cfg genConfig) []histories.Op {
 	rnd := rand.New(rand.NewSource(cfg.Seed))
-	logs := make(map[string][]int64)
+	logs := make(map[string][]histories.Record) // each key's log: offset, value
+	nextOff := make(map[string]int64)
 	keyName := func(i int) string { return strconv.Itoa(i) }
 	var out []histories.Op
 	var now int
@@ -108,7 +113,7 @@ func generate(cfg genConfig) []histories.Op {
 					o.acks0 = true
 					o.applyAt = now + rnd.Intn(8) // the append may land after the ok
 				}
-				emit(s.proc, histories.Invoke, histories.FSend, sendMop(o.key, o.value, histories.OffsetPending))
+				emit(s.proc, histories.Invoke, histories.FSend, histtest.SendMop(o.key, histories.OffsetPending, o.value))
 			}
 			s.busy = o
 			inflight = append(inflight, o)
@@ -119,8 +124,16 @@ func generate(cfg genConfig) []histories.Op {
 				continue
 			}
 			if !o.poll {
-				o.offset = int64(len(logs[o.key]))
-				logs[o.key] = append(logs[o.key], o.value)
+				off, ok := nextOff[o.key]
+				if !ok && cfg.Gaps {
+					off = rnd.Int63n(1000)
+				}
+				o.offset = off
+				logs[o.key] = append(logs[o.key], histories.Record{Offset: off, Value: o.value})
+				nextOff[o.key] = off + 1
+				if cfg.Gaps && rnd.Intn(3) == 0 {
+					nextOff[o.key] += 1 + rnd.Int63n(4)
+				}
 				continue
 			}
 			o.reads = make(map[string][]histories.Record)
@@ -133,9 +146,7 @@ func generate(cfg genConfig) []histories.Op {
 				}
 				n := min(int64(rnd.Intn(5)), end-pos)
 				var rs []histories.Record
-				for off := pos; off < pos+n; off++ {
-					rs = append(rs, histories.Record{Offset: off, Value: log[off]})
-				}
+				rs = append(rs, log[pos:pos+n]...)
 				if len(rs) > 0 {
 					o.reads[k] = rs
 				}
@@ -153,7 +164,7 @@ func generate(cfg genConfig) []histories.Op {
 			o.complete = true
 			o.slot.busy = nil
 			f := histories.FSend
-			mop := sendMop(o.key, o.value, histories.OffsetPending)
+			mop := histtest.SendMop(o.key, histories.OffsetPending, o.value)
 			if o.poll {
 				f, mop = histories.FPoll, histories.Mop{F: histories.MopPoll}
 				if o.outcome == histories.OK {

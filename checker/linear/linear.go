@@ -14,12 +14,18 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/internal/crash"
 )
 
 // DefaultTimeout bounds a whole check when Options.Timeout is 0. A
 // 100,000-operation history takes well under a second (see the benchmark),
 // so this leaves room for histories a hundred times larger.
 const DefaultTimeout = 60 * time.Second
+
+// DefaultMaxVisualizations is how many keys get porcupine's visualization
+// when Options.MaxVisualizations is 0: enough to study, few enough that a
+// run with thousands of bad keys does not write thousands of files.
+const DefaultMaxVisualizations = 20
 
 // Options configure Check.
 type Options struct {
@@ -29,9 +35,13 @@ type Options struct {
 	// Workers is how many keys are checked at once; 0 means GOMAXPROCS.
 	Workers int
 	// VisualizeDir receives porcupine's HTML visualization,
-	// linear-<key>.html, of every key found not linearizable; "" writes
-	// none. It is created when the first such key is found.
+	// linear-<key>.html, of keys found not linearizable; "" writes none.
+	// It is created when the first one is written.
 	VisualizeDir string
+	// MaxVisualizations bounds the visualizations written: the first keys
+	// by name of those not linearizable; 0 means
+	// DefaultMaxVisualizations, a negative number none.
+	MaxVisualizations int
 }
 
 // Result is the linearizability section of results.json.
@@ -51,6 +61,14 @@ type Result struct {
 	// Ops counts the operations over all keys, as porcupine saw them (an
 	// op touching two keys counts twice).
 	Ops int `json:"ops"`
+	// Visualizations is how many visualizations were written, and
+	// VisualizationsOmitted how many keys not linearizable got none
+	// because of Options.MaxVisualizations.
+	Visualizations        int `json:"visualizations"`
+	VisualizationsOmitted int `json:"visualizations-omitted"`
+	// Warnings say what went wrong around the verdict without changing it:
+	// a visualization that could not be written.
+	Warnings []string `json:"warnings,omitempty"`
 	// TimeoutMs is the time budget the check had.
 	TimeoutMs int64 `json:"timeout-ms"`
 	// ElapsedMs is how long the whole check took.
@@ -73,15 +91,13 @@ type KeyResult struct {
 
 // Check decides, for every key of the history, whether the key's log is
 // linearizable (doc.go has the model), in parallel over keys and within
-// opts.Timeout.
+// opts.Timeout, then draws the visualizations.
 //
-// It returns an error and no Result for a malformed history (a completion
-// without an invocation, a value sent twice, a negative offset read). It
-// returns a complete Result and an error when ctx ended before the check
-// did (unchecked keys are unknown) or a visualization could not be written
-// (the verdicts stand).
-func Check(ctx context.Context, ops []histories.Op, opts Options) (*Result, error) {
-	return check(ctx, ops, opts, config{segmentOps: segmentOps})
+// It returns a complete Result, and an error only when ctx ended before
+// the check did (unchecked keys are then unknown). A visualization that
+// cannot be written is a warning in the Result: the verdicts stand.
+func Check(ctx context.Context, h *histories.History, opts Options) (*Result, error) {
+	return check(ctx, h, opts, config{segmentOps: segmentOps})
 }
 
 // config is what Check fixes and tests vary.
@@ -89,12 +105,9 @@ type config struct {
 	segmentOps int // see segmentOps; <= 0 checks every key whole
 }
 
-func check(ctx context.Context, ops []histories.Op, opts Options, c config) (*Result, error) {
+func check(ctx context.Context, h *histories.History, opts Options, c config) (*Result, error) {
 	start := time.Now()
-	byKey, err := split(ops)
-	if err != nil {
-		return nil, err
-	}
+	byKey := split(h, nil)
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -121,32 +134,28 @@ func check(ctx context.Context, ops []histories.Op, opts Options, c config) (*Re
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if a, b := len(byKey[keys[i]]), len(byKey[keys[j]]); a != b {
+		if a, b := len(byKey[keys[i]].ops), len(byKey[keys[j]].ops); a != b {
 			return a > b
 		}
 		return keys[i] < keys[j]
 	})
+	todo := make([]*keyOps, len(keys))
+	for i, k := range keys {
+		todo[i] = byKey[k]
+	}
+	byKey = nil
 	results := make([]*KeyResult, len(keys))
-	vizErrs := make([]error, len(keys))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, len(keys)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				results[i], vizErrs[i] = checkKey(keys[i], byKey[keys[i]], deadline, &stopped, c.segmentOps, opts.VisualizeDir)
-			}
-		}()
+	err := forEach(len(keys), workers, func(i int) {
+		results[i], _ = checkKey(h, todo[i], deadline, &stopped, c.segmentOps)
+		todo[i] = nil // let the key's ops go
+	})
+	if err != nil {
+		return nil, err
 	}
-	for i := range keys {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 
 	res := &Result{Keys: make(map[string]*KeyResult), KeysChecked: len(keys), TimeoutMs: timeout.Milliseconds()}
 	vs := make([]verdict.Verdict, len(keys))
+	var invalid []string
 	for i, kr := range results {
 		vs[i] = kr.Valid
 		res.Ops += kr.Ops
@@ -156,43 +165,121 @@ func check(ctx context.Context, ops []histories.Op, opts Options, c config) (*Re
 			continue
 		case verdict.Invalid:
 			res.KeysInvalid++
+			invalid = append(invalid, keys[i])
 		default:
 			res.KeysUnknown++
 		}
 		res.Keys[keys[i]] = kr
 	}
 	res.Valid = verdict.Compose(vs...)
-	res.ElapsedMs = time.Since(start).Milliseconds()
-	err = errors.Join(vizErrs...)
-	if ctx.Err() != nil {
-		err = errors.Join(fmt.Errorf("linear: check interrupted, unchecked keys are unknown: %w", ctx.Err()), err)
+	if opts.VisualizeDir != "" && len(invalid) > 0 {
+		if err := visualizeKeys(h, res, invalid, opts, c); err != nil {
+			return nil, err
+		}
 	}
-	return res, err
+	res.ElapsedMs = time.Since(start).Milliseconds()
+	if ctx.Err() != nil {
+		return res, fmt.Errorf("linear: check interrupted, unchecked keys are unknown: %w", ctx.Err())
+	}
+	return res, nil
+}
+
+// forEach runs f(0..n-1) on workers goroutines. A panic in f (a bug)
+// comes back as an error, rather than killing the process from a
+// goroutine nobody can recover.
+func forEach(n, workers int, f func(i int)) error {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[w] = crash.Errorf(r, "linear")
+					for range next { // let the feeder finish
+					}
+				}
+			}()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// visualizeKeys draws the first opts.MaxVisualizations keys of invalid
+// (by name) into opts.VisualizeDir, checking them again (without a time
+// limit: they were decided within it before) for porcupine's
+// linearization info. The rest are counted as omitted.
+func visualizeKeys(h *histories.History, res *Result, invalid []string, opts Options, c config) error {
+	limit := opts.MaxVisualizations
+	switch {
+	case limit == 0:
+		limit = DefaultMaxVisualizations
+	case limit < 0:
+		limit = 0
+	}
+	sort.Strings(invalid)
+	drawn := invalid[:min(limit, len(invalid))]
+	res.VisualizationsOmitted = len(invalid) - len(drawn)
+	if len(drawn) == 0 {
+		return nil
+	}
+	wanted := make(map[string]bool, len(drawn))
+	for _, k := range drawn {
+		wanted[k] = true
+	}
+	byKey := split(h, wanted)
+	return forEach(len(drawn), 1, func(i int) {
+		key := drawn[i]
+		path, err := drawKey(h, byKey[key], c.segmentOps, opts.VisualizeDir)
+		switch {
+		case err != nil:
+			res.Warnings = append(res.Warnings, fmt.Sprintf("key %q is not linearizable but its visualization could not be written: %v", key, err))
+		case path != "":
+			res.Keys[key].Visualization = path
+			res.Visualizations++
+		}
+	})
 }
 
 // checkKey runs porcupine on one key, segment after segment, and stops at
-// the first segment that is not linearizable or not decided. The error is
-// only about writing the visualization; the verdict stands regardless.
-func checkKey(key string, ops []*kop, deadline time.Time, stopped *atomic.Bool, segOps int, vizDir string) (*KeyResult, error) {
+// the first segment that is not linearizable or not decided. It returns
+// the failing segment and porcupine's info about it, for a visualization.
+func checkKey(h *histories.History, k *keyOps, deadline time.Time, stopped *atomic.Bool, segOps int) (*KeyResult, *failure) {
 	start := time.Now()
-	m := newKeyModel(key, ops)
-	kr := &KeyResult{Valid: verdict.Valid, Ops: len(ops)}
+	kr := &KeyResult{Valid: verdict.Valid, Ops: len(k.ops)}
 	defer func() { kr.ElapsedMs = time.Since(start).Milliseconds() }()
+	if k.sentTwice {
+		// The model rests on each value being appended at most once.
+		kr.Valid = verdict.Unknown
+		kr.Reason = fmt.Sprintf("unknown: value %s was sent to this key twice, and the log model needs values to be unique (the queue checker judges the duplicates)", h.Val(k.twice))
+		return kr, nil
+	}
+	m := newKeyModel(h, k)
 	segs := m.segments(segOps)
 	for i, seg := range segs {
 		remaining := time.Until(deadline)
-		if remaining <= 0 || stopped.Load() {
+		if remaining <= 0 || (stopped != nil && stopped.Load()) {
 			kr.Valid = verdict.Unknown
 			kr.Reason = fmt.Sprintf("unknown: the time budget ran out after %d of %d segments", i, len(segs))
 			return kr, nil
 		}
-		res, info := porcupine.CheckOperationsVerbose(m.model(seg.init, stopped), operations(seg.ops), remaining)
+		res, info := porcupine.CheckOperationsVerbose(m.model(seg.init, stopped), m.operations(seg.ops), remaining)
 		switch {
 		case res == porcupine.Ok:
 			// Sound even if stopped was set meanwhile: a failing step
 			// never produces a linearization.
 			continue
-		case res == porcupine.Unknown || stopped.Load():
+		case res == porcupine.Unknown || (stopped != nil && stopped.Load()):
 			kr.Valid = verdict.Unknown
 			kr.Reason = fmt.Sprintf("unknown: the search was cut short after %d ms, in segment %d of %d (time budget exhausted or check cancelled)",
 				time.Since(start).Milliseconds(), i+1, len(segs))
@@ -203,17 +290,30 @@ func checkKey(key string, ops []*kop, deadline time.Time, stopped *atomic.Bool, 
 		if len(segs) > 1 {
 			kr.Reason += fmt.Sprintf(" [segment %d of %d, %d ops]", i+1, len(segs), len(seg.ops))
 		}
-		if vizDir == "" {
-			return kr, nil
-		}
-		path, err := visualize(m, seg, info, vizDir)
-		if err != nil {
-			return kr, fmt.Errorf("linear: key %q is not linearizable but its visualization could not be written: %w", key, err)
-		}
-		kr.Visualization = path
-		return kr, nil
+		return kr, &failure{m: m, seg: seg, info: info}
 	}
 	return kr, nil
+}
+
+// failure is what a visualization of a key needs.
+type failure struct {
+	m    *keyModel
+	seg  segment
+	info porcupine.LinearizationInfo
+}
+
+// drawKey checks k again and writes the visualization of its failing
+// segment, returning its path ("" when the key turned out linearizable,
+// which cannot happen for a key found invalid).
+func drawKey(h *histories.History, k *keyOps, segOps int, dir string) (string, error) {
+	if k == nil {
+		return "", nil
+	}
+	_, f := checkKey(h, k, time.Now().Add(DefaultTimeout), nil, segOps)
+	if f == nil {
+		return "", nil
+	}
+	return visualize(f.m, f.seg, f.info, dir)
 }
 
 // reason explains an invalid key: the claims no log can satisfy, if any,
@@ -254,5 +354,5 @@ func (m *keyModel) reason(seg segment, info porcupine.LinearizationInfo) string 
 		return "not linearizable"
 	}
 	return fmt.Sprintf("not linearizable: %s (%s) cannot take effect before it returns; the longest linearization found places %d of %d ops and leaves the log at %s",
-		describe(stuck), describeWhere(stuck), len(longest), len(seg.ops), m.describeState(s))
+		m.describe(stuck), m.describeWhere(stuck), len(longest), len(seg.ops), m.describeState(s))
 }

@@ -29,9 +29,6 @@ func (m *keyModel) segments(minOps int) []segment {
 		return whole
 	}
 	chain, dead, hole := m.chain()
-	if chain == nil {
-		return whole
-	}
 	polls := m.polls
 	nA, nP := len(chain), len(polls)
 	// For a cut (a, p): the first a appends and first p polls go before
@@ -39,7 +36,7 @@ func (m *keyModel) segments(minOps int) []segment {
 	// return after it; hp: the highest offset read before it.
 	ca, ra := prefixMaxCall(chain), suffixMinRet(chain)
 	cp, rp := prefixMaxCall(polls), suffixMinRet(polls)
-	hp := make([]int64, nP+1)
+	hp := make([]int32, nP+1)
 	hp[0] = -1
 	for i, o := range polls {
 		hp[i+1] = max(hp[i], o.hi)
@@ -62,7 +59,7 @@ func (m *keyModel) segments(minOps int) []segment {
 		if p > nP {
 			break
 		}
-		if cp[p] < ra[a] && hp[p] < int64(a) {
+		if cp[p] < ra[a] && hp[p] < int32(a) {
 			cuts = append(cuts, cut{a, p})
 		}
 	}
@@ -76,7 +73,7 @@ func (m *keyModel) segments(minOps int) []segment {
 			}
 		}
 		ops = append(ops, polls[from.p:to.p]...)
-		segs = append(segs, segment{ops: ops, init: state{int64(from.a), from.p}})
+		segs = append(segs, segment{ops: ops, init: state{int32(from.a), int32(from.p)}})
 		from = to
 	}
 	for _, c := range cuts {
@@ -89,8 +86,8 @@ func (m *keyModel) segments(minOps int) []segment {
 	// as the whole history does. Put it beside the op that owns the offset
 	// it claims, where a person looks for it.
 	for _, o := range dead {
-		i := sort.Search(len(segs), func(i int) bool { return segs[i].init.n > o.offset }) - 1
-		if i < 0 || o.offset >= int64(nA) {
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].init.n > o.rank }) - 1
+		if i < 0 || o.rank < 0 || int(o.rank) >= nA {
 			i = len(segs) - 1
 		}
 		segs[i].ops = append(segs[i].ops, o)
@@ -101,52 +98,43 @@ func (m *keyModel) segments(minOps int) []segment {
 	return segs
 }
 
-// chain returns the appends in the order they must happen: chain[o] is
-// the op that appends at offset o, nil where no op can (a hole: the key is
-// then not linearizable, doc.go). hole is the first such offset, or
-// len(chain). dead are the sends that can never take effect because their
-// offset holds another value. chain is nil in the one case the model rules
-// out, two ops owning one offset.
+// chain returns the appends in the order they must happen: chain[r] is
+// the op that appends the record of rank r, nil where no op can (a hole: a
+// claimed offset whose value no send of the key wrote; the key is then not
+// linearizable, doc.go). hole is the first such rank, or len(chain). dead
+// are the sends that can never take effect because their offset holds
+// another value. The chain has one entry per claimed offset, whatever
+// their span.
 func (m *keyModel) chain() (chain, dead []*kop, hole int) {
-	n := len(m.pinned) + len(m.fillers)
-	if len(m.pinned) > 0 {
-		n = max(n, int(m.pinned[len(m.pinned)-1])+1)
-	}
-	chain = make([]*kop, n)
+	chain = make([]*kop, len(m.offs))
 	for _, o := range m.ops {
-		if o.kind != kindSend && o.kind != kindPinned {
+		if !o.isSend() {
 			continue
 		}
-		if !o.ok {
+		if !o.ok || chain[o.rank] != nil {
+			// An offset has one owner value and, values being unique, one
+			// send; a second send of the value (which makes the key
+			// unknown before it gets here) cannot take its place.
 			dead = append(dead, o)
 			continue
 		}
-		if chain[o.offset] != nil {
-			return nil, nil, 0 // cannot happen: an offset has one owner value, a value one send
-		}
-		chain[o.offset] = o
+		chain[o.rank] = o
 	}
-	next := 0
-	hole = n
-	for off := range chain {
-		if chain[off] != nil {
-			continue
+	hole = len(chain)
+	for r, o := range chain {
+		if o == nil {
+			hole = r
+			break
 		}
-		if !m.isPinned(int64(off)) && next < len(m.fillers) {
-			chain[off] = m.fillers[next]
-			next++
-			continue
-		}
-		hole = min(hole, off)
 	}
 	return chain, dead, hole
 }
 
 // prefixMaxCall: out[i] is the latest invocation among ops[:i]. Holes
 // (nil) count as nothing.
-func prefixMaxCall(ops []*kop) []int64 {
-	out := make([]int64, len(ops)+1)
-	out[0] = math.MinInt64
+func prefixMaxCall(ops []*kop) []int32 {
+	out := make([]int32, len(ops)+1)
+	out[0] = math.MinInt32
 	for i, o := range ops {
 		out[i+1] = out[i]
 		if o != nil {
@@ -157,9 +145,9 @@ func prefixMaxCall(ops []*kop) []int64 {
 }
 
 // suffixMinRet: out[i] is the earliest return among ops[i:].
-func suffixMinRet(ops []*kop) []int64 {
-	out := make([]int64, len(ops)+1)
-	out[len(ops)] = math.MaxInt64
+func suffixMinRet(ops []*kop) []int32 {
+	out := make([]int32, len(ops)+1)
+	out[len(ops)] = math.MaxInt32
 	for i := len(ops) - 1; i >= 0; i-- {
 		out[i] = out[i+1]
 		if ops[i] != nil {

@@ -1,9 +1,6 @@
 package linear
 
 import (
-	"fmt"
-	"sort"
-
 	"github.com/garantia/garantia/histories"
 )
 
@@ -17,224 +14,237 @@ const (
 	// kindPinned is an indeterminate send (info, acks=0, never completed)
 	// whose value some poll read: it took effect, at the offset it was read.
 	kindPinned
-	// kindFiller is an indeterminate send nobody read: it may fill an
-	// offset no one else claims, or never take effect.
-	kindFiller
 	// kindPoll is the records one ok poll read of the key.
 	kindPoll
 )
 
 // kop is one operation of one key's history, as the model sees it. It is
-// porcupine's Input; porcupine never looks inside.
+// porcupine's Input; porcupine never looks inside. Indeterminate sends
+// nobody read have none: they may take effect last, or never, and change
+// nothing anyone observed (doc.go).
 type kop struct {
 	kind opKind
-
-	// Sends.
-	value  int64 // the value written
-	offset int64 // where it may append: acked or observed offset; -1 for fillers
-	why    string
-
-	// Polls.
-	recs       []histories.Record
-	lo, hi     int64 // first and last offset read
-	contiguous bool  // recs are at lo, lo+1, ..., hi
-
 	// ok is precomputed from the key's claims (see keyModel): a send may
-	// append at offset only if ok; a poll may linearize only if ok.
+	// append only if ok; a poll may linearize only if ok.
 	ok bool
-	// rank orders fillers (by invocation) and polls (by return); see doc.go.
-	rank int
 
-	// Where it sits in the history: positions in the ops slice, used as
-	// porcupine's time; ret is infinity for indeterminate sends.
-	call, ret int64
-	// For people: the history's Index of the invocation and completion
-	// (-1 when it never completed), the process, node and error.
-	invIndex, compIndex int64
-	process             int64
-	node, err           string
+	// Sends: the value and the offset it appends at (acked or read).
+	value  histories.ValueID
+	offset int64
+	// rank: for a send, the rank of its offset among the key's claimed
+	// offsets (its place in the log); for a poll, its rank among the polls
+	// by return. lo and hi are a poll's first and last record's ranks;
+	// contiguous says its records sit at consecutive ranks.
+	rank, lo, hi int32
+	contiguous   bool
+	// recs are a poll's records (a span of History.Recs).
+	recs histories.Span
+
+	// Where it sits in the history, in event positions, as porcupine's
+	// time: call is the invocation (-1: before the history began, in a
+	// fragment), ret the completion (the history's length, "infinity",
+	// for indeterminate sends). inv and cmp are the events (-1: none).
+	call, ret int32
+	inv, cmp  int32
 	// seq is the creation order, a tie breaker that keeps sorting stable.
-	seq int
+	seq int32
 }
 
 // isSend reports whether the op appends.
 func (o *kop) isSend() bool { return o.kind != kindPoll }
 
-// split pairs invocations with completions (Jepsen's rule: a process runs
-// one operation at a time) and returns each key's operations, in creation
-// order. Fail completions are dropped (the op definitely did not happen),
-// polls that did not complete ok are dropped (they read nothing), and
-// sends whose outcome is unknown (info, acks=0, never completed) return at
-// infinity (the position len(ops)).
-func split(ops []histories.Op) (map[string][]*kop, error) {
-	s := splitter{
-		ops:    ops,
-		keys:   make(map[string][]*kop),
-		sentBy: make(map[string]map[int64]*kop),
-		inf:    int64(len(ops)),
+// keyOps is the operations of one key, and what split left out of them.
+type keyOps struct {
+	key string
+	ops []*kop
+	// sent are the key's sends, by value; a value sent twice breaks the
+	// model's premise (values are unique).
+	sent       map[histories.ValueID]*sendInfo
+	sentTwice  bool
+	twice      histories.ValueID
+	unreadIndt int // indeterminate sends nobody read: not in ops
+	unplaced   int // ok polls with a record of unknown offset: not in ops
+}
+
+// sendInfo is what split knows of one send of a key: its op (nil for an
+// indeterminate send, until a read pins it) and the events it came from.
+type sendInfo struct {
+	op       *kop
+	inv, cmp int32
+	acked    bool
+}
+
+// split returns each key's operations, in creation order, for the keys
+// wanted (all when wanted is nil). Failed ops are dropped (they definitely
+// did not happen), polls that did not complete ok read nothing, and sends
+// whose outcome is unknown (info, acks=0, never completed) return at
+// infinity, the position len(events).
+func split(h *histories.History, wanted map[string]bool) map[string]*keyOps {
+	s := splitter{h: h, keys: make(map[histories.Sym]*keyOps), inf: int32(len(h.Events)), wanted: wanted}
+	sendF, sendOK := h.Lookup(histories.FSend)
+	pollF, pollOK := h.Lookup(histories.FPoll)
+	txnF, txnOK := h.Lookup(histories.FTxn)
+	isRW := func(f histories.Sym) bool {
+		return (sendOK && f == sendF) || (pollOK && f == pollF) || (txnOK && f == txnF)
 	}
-	pending := make(map[int64]int) // process -> position of its open invocation
-	for i := range ops {
-		op := &ops[i]
-		if !op.Type.Valid() {
-			return nil, fmt.Errorf("linear: op index %d: unknown type %q", op.Index, op.Type)
-		}
-		if !op.IsClient() {
+	var open []int32
+	for i := range h.Events {
+		e := &h.Events[i]
+		if !e.IsClient() || !isRW(e.F) {
 			continue
 		}
-		if op.Type == histories.Invoke {
-			if j, busy := pending[op.Process]; busy {
-				return nil, fmt.Errorf("linear: op index %d: process %d invokes %s while its %s invoked at index %d has not completed: a process runs one operation at a time",
-					op.Index, op.Process, op.F, ops[j].F, ops[j].Index)
+		if e.Kind == histories.KindInvoke {
+			if e.Partner < 0 {
+				open = append(open, int32(i))
 			}
-			pending[op.Process] = i
 			continue
 		}
-		j, open := pending[op.Process]
-		if !open {
-			return nil, fmt.Errorf("linear: op index %d: %s %s completes an operation process %d never invoked", op.Index, op.Type, op.F, op.Process)
-		}
-		delete(pending, op.Process)
-		if ops[j].F != op.F {
-			return nil, fmt.Errorf("linear: op index %d: %s completes %q but process %d invoked %q at index %d",
-				op.Index, op.Type, op.F, op.Process, ops[j].F, ops[j].Index)
-		}
-		if err := s.add(j, i, op.Type); err != nil {
-			return nil, err
-		}
+		s.add(e.Partner, int32(i))
 	}
 	// A history cut short leaves invocations open: their outcome is as
-	// unknown as an info's. Add them in invocation order, for determinism.
-	open := make([]int, 0, len(pending))
-	for _, j := range pending {
-		open = append(open, j)
+	// unknown as an info's. They come last, in invocation order.
+	for _, inv := range open {
+		s.add(inv, -1)
 	}
-	sort.Ints(open)
-	for _, j := range open {
-		if err := s.add(j, -1, histories.Info); err != nil {
-			return nil, err
-		}
+	s.pin()
+	out := make(map[string]*keyOps, len(s.keys))
+	for _, k := range s.keys {
+		out[k.key] = k
 	}
-	return s.keys, nil
+	return out
 }
 
 type splitter struct {
-	ops    []histories.Op
-	keys   map[string][]*kop
-	sentBy map[string]map[int64]*kop // key -> value -> its send, to reject duplicates
-	inf    int64
-	seq    int
+	h      *histories.History
+	keys   map[histories.Sym]*keyOps
+	inf    int32
+	seq    int32
+	wanted map[string]bool
 }
 
-// add records the operation invoked at position inv and completed at
-// position comp (-1: never) with type typ.
-func (s *splitter) add(inv, comp int, typ histories.Type) error {
-	in := &s.ops[inv]
-	switch in.F {
-	case histories.FSend, histories.FPoll, histories.FTxn:
-	default:
-		return nil // assign, subscribe, crash: no effect on the log
-	}
-	if typ == histories.Fail {
-		return nil
-	}
-	mops := in.Value.Mops
-	base := kop{call: int64(inv), invIndex: in.Index, compIndex: -1, process: in.Process, node: in.Node}
-	if comp >= 0 {
-		out := &s.ops[comp]
-		base.compIndex = out.Index
-		base.err = out.Error
-		if out.Node != "" {
-			base.node = out.Node
+func (s *splitter) keyOps(sym histories.Sym) *keyOps {
+	k := s.keys[sym]
+	if k == nil {
+		name := s.h.Text(sym)
+		if s.wanted != nil && !s.wanted[name] {
+			return nil
 		}
-		// An ok completion carries the results (offsets, records); fall
-		// back to the invocation's mops if it carries none.
-		if typ == histories.OK && len(out.Value.Mops) > 0 {
-			if len(out.Value.Mops) != len(in.Value.Mops) {
-				return fmt.Errorf("linear: op index %d: ok %s has %d micro-ops but its invocation at index %d has %d",
-					out.Index, out.F, len(out.Value.Mops), in.Index, len(in.Value.Mops))
-			}
-			mops = out.Value.Mops
-		}
+		k = &keyOps{key: name, sent: make(map[histories.ValueID]*sendInfo)}
+		s.keys[sym] = k
 	}
-	at := base.compIndex
-	if at < 0 {
-		at = base.invIndex
+	return k
+}
+
+// add records the op invoked at event inv and completed at event cmp
+// (either may be -1).
+func (s *splitter) add(inv, cmp int32) {
+	h := s.h
+	kind := histories.KindInfo
+	if cmp >= 0 {
+		kind = h.Events[cmp].Kind
 	}
-	for m := range mops {
-		mop := &mops[m]
-		switch mop.F {
-		case histories.MopSend:
-			o := base
-			o.value = mop.Value
-			if typ == histories.OK && mop.Offset >= 0 {
-				o.kind, o.offset, o.ret = kindSend, mop.Offset, int64(comp)
-			} else {
-				// Unknown outcome: it may append at any time after its
-				// invocation, or never. See doc.go for acks=0.
-				switch {
-				case mop.Offset < histories.OffsetPending:
-					return fmt.Errorf("linear: op index %d: micro-op %d: send of %d to key %q has offset %d, want >= 0 or null", at, m, mop.Value, mop.Key, mop.Offset)
-				case typ == histories.OK && mop.Offset == histories.OffsetUnknown:
-					o.why = "acks=0"
-				case typ == histories.OK:
-					o.why = "ok without offset"
-				case comp < 0:
-					o.why = "never completed"
-				default:
-					o.why = "info"
-				}
-				o.kind, o.offset, o.ret = kindFiller, -1, s.inf
+	if kind == histories.KindFail {
+		return
+	}
+	// An ok completion carries the results (offsets, records); fall back to
+	// the invocation's micro-ops when it carries none.
+	var ms []histories.Micro
+	if cmp >= 0 && (kind == histories.KindOK || inv < 0) {
+		ms = h.MicrosOf(&h.Events[cmp])
+	}
+	if len(ms) == 0 && inv >= 0 {
+		ms = h.MicrosOf(&h.Events[inv])
+	}
+	base := kop{call: inv, ret: cmp, inv: inv, cmp: cmp}
+	if inv < 0 {
+		base.call = -1
+	}
+	for i := range ms {
+		m := &ms[i]
+		if !m.Poll {
+			k := s.keyOps(m.Key)
+			if k == nil {
+				continue
 			}
-			sent := s.sentBy[mop.Key]
-			if sent == nil {
-				sent = make(map[int64]*kop)
-				s.sentBy[mop.Key] = sent
+			if _, dup := k.sent[m.Value]; dup && !k.sentTwice {
+				k.sentTwice, k.twice = true, m.Value
 			}
-			if prev, dup := sent[mop.Value]; dup {
-				return fmt.Errorf("linear: op index %d: value %d sent to key %q twice (first invoked at index %d): values must be unique", at, mop.Value, mop.Key, prev.invIndex)
-			}
-			s.push(mop.Key, &o)
-			sent[mop.Value] = s.keys[mop.Key][len(s.keys[mop.Key])-1]
-		case histories.MopPoll:
-			if typ != histories.OK {
-				continue // an unfinished poll read nothing
-			}
-			// Map order is random; visit keys sorted for determinism.
-			keys := make([]string, 0, len(mop.Polls))
-			for k := range mop.Polls {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				recs := mop.Polls[k]
-				if len(recs) == 0 {
-					continue // an empty read is consistent with every log
-				}
-				for _, r := range recs {
-					if r.Offset < 0 {
-						return fmt.Errorf("linear: op index %d: micro-op %d: poll of key %q read value %d at offset %d, want an offset >= 0", at, m, k, r.Value, r.Offset)
-					}
-				}
+			si := &sendInfo{inv: inv, cmp: cmp}
+			if kind == histories.KindOK && m.Offset >= 0 {
 				o := base
-				o.kind, o.ret, o.recs = kindPoll, int64(comp), recs
-				o.lo, o.hi, o.contiguous = recs[0].Offset, recs[len(recs)-1].Offset, true
-				for i := 1; i < len(recs); i++ {
-					if recs[i].Offset != recs[i-1].Offset+1 {
-						o.contiguous = false
-					}
-				}
-				s.push(k, &o)
+				o.kind, o.value, o.offset = kindSend, m.Value, m.Offset
+				si.op, si.acked = s.push(k, &o), true
+			} else {
+				k.unreadIndt++ // until a read pins it
 			}
-		default:
-			return fmt.Errorf("linear: op index %d: micro-op %d: unknown function %q, want send or poll", at, m, mop.F)
+			if prev, dup := k.sent[m.Value]; !dup || (si.acked && !prev.acked) {
+				k.sent[m.Value] = si
+			}
+			continue
+		}
+		if kind != histories.KindOK {
+			continue // an unfinished poll read nothing
+		}
+		for _, kr := range h.Reads[m.Reads.Start:m.Reads.End()] {
+			if kr.Recs.Len == 0 {
+				continue // an empty read is consistent with every log
+			}
+			k := s.keyOps(kr.Key)
+			if k == nil {
+				continue
+			}
+			recs := h.Recs[kr.Recs.Start:kr.Recs.End()]
+			placed := true
+			for _, r := range recs {
+				placed = placed && r.Offset >= 0
+			}
+			if !placed {
+				// Where a record without an offset sits is not known: the
+				// read is left out, which can hide a violation, never
+				// invent one.
+				k.unplaced++
+				continue
+			}
+			o := base
+			o.kind, o.recs = kindPoll, kr.Recs
+			s.push(k, &o)
 		}
 	}
-	return nil
 }
 
-func (s *splitter) push(key string, o *kop) {
+func (s *splitter) push(k *keyOps, o *kop) *kop {
 	o.seq = s.seq
 	s.seq++
-	s.keys[key] = append(s.keys[key], o)
+	k.ops = append(k.ops, o)
+	return o
+}
+
+// pin turns each indeterminate send whose value a poll read into an
+// append at the offset it was read at (the first such read), returning at
+// infinity.
+func (s *splitter) pin() {
+	for _, k := range s.keys {
+		var pinned []*kop
+		for _, o := range k.ops {
+			if o.kind != kindPoll {
+				continue
+			}
+			for _, r := range s.h.Recs[o.recs.Start:o.recs.End()] {
+				si := k.sent[r.Value]
+				if si == nil || si.op != nil {
+					continue
+				}
+				p := &kop{kind: kindPinned, value: r.Value, offset: r.Offset, call: si.inv, ret: s.inf, inv: si.inv, cmp: si.cmp}
+				if si.inv < 0 {
+					p.call = -1
+				}
+				si.op = p
+				k.unreadIndt--
+				pinned = append(pinned, p)
+			}
+		}
+		for _, p := range pinned {
+			s.push(k, p)
+		}
+	}
 }

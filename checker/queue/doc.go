@@ -1,76 +1,105 @@
 // Package queue checks a Kafka-style queue history for lost, unseen,
-// duplicated and reordered messages, following the rules of Jepsen's Kafka
-// workload checker (jepsen/src/jepsen/tests/kafka.clj), reimplemented in
-// roughly linear time.
+// duplicated, reordered and impossible messages, following the rules of
+// Jepsen's Kafka workload checker (jepsen/src/jepsen/tests/kafka.clj),
+// reimplemented in roughly linear time. The anomalies are named in package
+// histories/anomaly. The rules below are the specification: a test reads
+// them a second time, slowly and obviously, and compares the two on random
+// histories.
 //
 // # Model
 //
-// Every key is one partition: an append-only log of (offset, value) records.
-// Values are unique across a test. Check pairs each invocation with its
-// completion per process (one op at a time per process; an invocation left
-// without completion, at the end of the history or because the process
-// invoked again, counts as info).
+// Every key is one partition: an append-only log of (offset, value)
+// records. Values are opaque (integers, or Jepsen's keywords, strings and
+// nil) and compared for equality. The history is well formed (see
+// histories.History): each completion follows its process's invocation.
 //
-// A send is committed when it completed ok, or when it completed info and
-// some ok poll read one of its values (proof that it took effect; Jepsen's
-// must-have-committed?). Failed sends never count.
+// An op is an invocation with its completion; one that never completed
+// counts as info, and comes after every completed op. Its micro-ops are the
+// completion's, or the invocation's when the completion carries none. Its
+// sends are (key, value, offset) with the offset known or not (acks=0,
+// info); its reads are, per key, the records its polls returned, in order
+// across its poll micro-ops; a record's offset may be unknown too.
 //
-// A value is read when an ok poll returned it. Values are compared per key.
+//   - The writer of a value of a key is the most definite op that sent it
+//     there: ok before info before fail, then the first.
+//   - A value is read when an ok op read it.
+//   - An op is committed when it completed ok, or completed info and one of
+//     its sent values was read (Jepsen's must-have-committed?).
 //
 // # Version order
 //
-// Each key's log is built from every (offset, value) pair that a committed
-// send reported and that any poll returned (ok, info or fail: a poll only
-// ever shows what the log held). The distinct offsets, in order, get dense
-// positions 0, 1, 2, ...: gaps in the offsets (transaction markers,
-// compaction) are not holes. Ordering checks compare positions, so a step of
-// one position is the next record and anything more is a skip. Positions of
-// poll records come from the offsets the poll reported, so a value that sits
-// at two offsets never confuses them. Sends that report no offset (acks=0,
-// ["send","3",[null,1042]], and usually info sends) take part in the
-// durability checks below but in no send-order check; Jepsen would place them
-// where polls saw their value, but the producer claimed no position.
+// Each key's log is the set of (offset, value) pairs that committed ops
+// sent with a known offset, and that polls of any outcome (ok, info, fail:
+// a poll only ever shows what the log held) read with a known offset. The
+// distinct offsets, in order, get positions 0, 1, 2, ...: gaps in the
+// offsets (transaction markers, compaction, a log that does not start at 0)
+// are not holes, and nothing is sized by the offsets' span. A value's first
+// and last positions are the lowest and highest it occupies.
+//
+// The order checks place a record at its offset's position, or, when its
+// offset is unknown, at its value's first position; a send at its offset's
+// position when its op is committed, else at its value's first position
+// (where polls saw it: Jepsen's version order by value, so acks=0 and info
+// sends take part). A record or send that cannot be placed is skipped.
 //
 // # Anomalies
 //
-//   - lost-write: a committed value that no ok poll read although an ok poll
-//     read its key at or past the value's (last) position: something after
-//     it was seen, the value itself never was. Bounded by the highest offset
-//     that an ok poll read in the key.
-//   - unseen: an ok send that no ok poll read and that is not lost, because
-//     nothing at or after it was read (or it has no known offset). During a
-//     test that is lag; after the final drain it is a durability failure.
-//   - duplicate: a value at two or more offsets of its key's log.
-//   - inconsistent-offsets: two or more values at one offset of a key.
-//   - poll-skip: a process's ok poll of a key was followed, in its next poll
-//     of that key, by a record more than one position later: it skipped
-//     records that exist.
-//   - nonmonotonic-poll: likewise, but the next poll started at or before
-//     the record the previous one ended on.
-//   - int-poll-skip, int-nonmonotonic-poll: the same, between consecutive
-//     records of one key inside a single poll.
-//   - nonmonotonic-send: a process's send to a key landed at or before the
-//     position of its previous send to that key.
-//   - int-send-skip, int-nonmonotonic-send: the same between consecutive
-//     sends to one key inside a single op (skip: not adjacent).
+//   - inconsistent-offsets: an offset of a key's log holds two or more
+//     values.
+//   - duplicate: a value sits at two or more offsets of a key's log. (The
+//     same value sent twice is not a malformed history: it is a duplicate
+//     once the log shows it twice.)
+//   - lost-write: a value of a key that was not read, whose writer is
+//     committed, and whose last position is at or before the bound: the
+//     furthest first position of any value read in that key.
+//   - unseen: a value whose writer completed ok, that was not read and is
+//     not lost. It is inconclusive (it proves nothing either way: the
+//     value may just not have been reached) unless the history records a
+//     completed final drain (histories.FDrain) that began after the
+//     writer completed, or Options.AssumeDrained is set. (Jepsen counts
+//     lost values as unseen too; here each value is one or the other.)
+//   - G1a: a value read whose writer failed.
+//   - garbage-read: a value some poll (of any outcome) read in a key that
+//     no op sent to that key. Not reported for a fragment of a history,
+//     whose sends may precede it.
+//   - int-send-skip, int-nonmonotonic-send: within a completed op of any
+//     outcome, two consecutive sends to one key, both placed, whose
+//     positions differ by more than one (skip) or less than one.
+//   - int-poll-skip, int-nonmonotonic-poll: within a completed op of any
+//     outcome, two consecutive records of one key, both placed, whose
+//     positions differ by more than one or less than one; keys named in the
+//     op's rebalance log (Jepsen's :rebalance-log) are exempt.
+//   - nonmonotonic-send: a process's ok or info op sends to a key, and its
+//     first send there is placed at or before the last send to that key of
+//     the process's previous ok or info op that sent there.
+//   - poll-skip, nonmonotonic-poll: a completed op (any outcome) of a
+//     process reads a key, and its first record there is placed more than
+//     one position after (skip), or at or before (nonmonotonic), the last
+//     record the process's last ok read of that key ended on.
 //
-// An ok or info assign (or subscribe) forgets the process's poll position
-// for every key it no longer names, so the first poll after a key comes back
-// may start anywhere. Keys it still names keep their position. Only ok polls
-// move a position; polls of any type with records are compared. Unlike
-// Jepsen, assign does not reset send positions: the producer is unchanged.
+// Per process, in history order of completions: an ok or info assign or
+// subscribe keeps the poll positions of the keys it still names and
+// forgets the others, and makes the process subscribed (subscribe) or not
+// (assign); a failed one changes nothing. Only ok polls move a position.
+// An info completion retires the process: its state ends. Unlike Jepsen,
+// an assign does not forget send positions: the producer is unchanged.
 //
 // # Verdict
 //
-// Any anomaly makes the result invalid, except those Jepsen allows by
-// default (allowed-error-types): int-send-skip always, because other
-// producers' records interleave with an op's sends; and poll-skip and
-// nonmonotonic-poll when the history subscribes (Jepsen's :sub-via
-// :subscribe), because a rebalance may move a consumer anywhere. Allowed
-// anomalies are still reported. With no anomaly, the result is valid unless
-// nothing was acknowledged and nothing was read, which proves nothing and is
-// unknown.
+// A case is allowed when it is within Kafka's contract (Jepsen's
+// allowed-error-types): every int-send-skip, because other producers'
+// records interleave with an op's sends; and poll-skip and
+// nonmonotonic-poll of a process subscribed at the time, because a
+// rebalance may move a subscribed consumer anywhere (Jepsen allows them
+// for the whole test when it subscribes; here one process's subscribe
+// excuses only that process). A case is inconclusive as unseen says.
 //
-// G1a and precommitted-read (transactions) are not checked yet; txn ops
-// already have their send and poll micro-operations analysed like the others.
+// The result is invalid when some case is neither allowed nor
+// inconclusive; else unknown when some case is inconclusive, or when
+// nothing was acknowledged and nothing read (which proves nothing); else
+// valid. Allowed and inconclusive cases are still reported.
+//
+// precommitted-read (a transaction reading its own send) is not checked
+// yet; txn ops have their send and poll micro-operations analysed like the
+// others.
 package queue

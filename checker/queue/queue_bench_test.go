@@ -5,6 +5,7 @@ import (
 
 	"github.com/garantia/garantia/checker/queue"
 	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/histories"
 	"github.com/garantia/garantia/histories/synth"
 )
 
@@ -31,9 +32,13 @@ func benchCheck(b *testing.B, events int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	h, err := histories.FromOps(ops, histories.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		r := queue.Check(ops, queue.Options{})
+		r := queue.Check(h, queue.Options{})
 		if r.Valid != verdict.Valid {
 			b.Fatalf("seed %d: a correct history checks %v: %v", cfg.Seed, r.Valid, r.AnomalyTypes)
 		}

@@ -13,15 +13,15 @@ type Counts struct {
 	Info   int `json:"info"`
 }
 
-func (c *Counts) add(t histories.Type) {
-	switch t {
-	case histories.Invoke:
+func (c *Counts) add(k histories.Kind) {
+	switch k {
+	case histories.KindInvoke:
 		c.Invoke++
-	case histories.OK:
+	case histories.KindOK:
 		c.OK++
-	case histories.Fail:
+	case histories.KindFail:
 		c.Fail++
-	case histories.Info:
+	case histories.KindInfo:
 		c.Info++
 	}
 }
@@ -48,29 +48,35 @@ type Result struct {
 	DurationNs int64 `json:"duration-ns"`
 }
 
-// Check counts ops.
-func Check(ops []histories.Op) *Result {
+// Check counts the history's ops.
+func Check(h *histories.History) *Result {
 	r := &Result{
-		Ops:    len(ops),
+		Ops:    len(h.Events),
 		ByF:    map[string]*Counts{},
 		ByNode: map[string]*Counts{},
 	}
 	seen := map[int64]struct{}{}
-	for i := range ops {
-		op := &ops[i]
-		if op.Time > r.DurationNs {
-			r.DurationNs = op.Time
-		}
-		if !op.IsClient() {
+	byF := make(map[histories.Sym]*Counts)
+	byNode := make(map[histories.Sym]*Counts)
+	for i := range h.Events {
+		e := &h.Events[i]
+		r.DurationNs = max(r.DurationNs, e.Time)
+		if !e.IsClient() {
 			r.Nemesis++
 			continue
 		}
-		seen[op.Process] = struct{}{}
-		r.Client.add(op.Type)
-		group(r.ByF, op.F).add(op.Type)
-		if op.Node != "" {
-			group(r.ByNode, op.Node).add(op.Type)
+		seen[e.Process] = struct{}{}
+		r.Client.add(e.Kind)
+		group(byF, e.F).add(e.Kind)
+		if e.Node != 0 {
+			group(byNode, e.Node).add(e.Kind)
 		}
+	}
+	for f, c := range byF {
+		r.ByF[h.Text(f)] = c
+	}
+	for n, c := range byNode {
+		r.ByNode[h.Text(n)] = c
 	}
 	r.Processes = len(seen)
 	r.Valid = verdict.Valid
@@ -80,11 +86,11 @@ func Check(ops []histories.Op) *Result {
 	return r
 }
 
-func group(m map[string]*Counts, name string) *Counts {
-	c, ok := m[name]
+func group(m map[histories.Sym]*Counts, s histories.Sym) *Counts {
+	c, ok := m[s]
 	if !ok {
 		c = &Counts{}
-		m[name] = c
+		m[s] = c
 	}
 	return c
 }

@@ -11,6 +11,19 @@ func op(p int64, t histories.Type, f, node string, time int64) histories.Op {
 	return histories.Op{Process: p, Type: t, F: f, Node: node, Time: time}
 }
 
+// check counts ops, indexed in order.
+func check(t *testing.T, ops []histories.Op) *Result {
+	t.Helper()
+	for i := range ops {
+		ops[i].Index = int64(i)
+	}
+	h, err := histories.FromOps(ops, histories.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Check(h)
+}
+
 func TestCounts(t *testing.T) {
 	ops := []histories.Op{
 		op(0, histories.Invoke, "send", "n1", 1),
@@ -21,7 +34,7 @@ func TestCounts(t *testing.T) {
 		op(2, histories.Invoke, "send", "", 6),
 		op(2, histories.Fail, "send", "", 9),
 	}
-	r := Check(ops)
+	r := check(t, ops)
 	if r.Valid != verdict.Valid {
 		t.Errorf("valid = %v, want true", r.Valid)
 	}
@@ -40,7 +53,7 @@ func TestCounts(t *testing.T) {
 }
 
 func TestNothingOKIsUnknown(t *testing.T) {
-	r := Check([]histories.Op{
+	r := check(t, []histories.Op{
 		op(0, histories.Invoke, "send", "", 1),
 		op(0, histories.Info, "send", "", 2),
 	})

@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/internal/crash"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's
@@ -34,7 +35,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) (code int) {
 	if len(args) == 0 {
 		usage(stderr)
 		return verdict.ExitBadArguments
@@ -53,6 +54,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if stop := startCPUProfile(c.name, stderr); stop != nil {
 		defer stop()
 	}
+	// A panic is a bug of ours: one line saying where, and 255 ("the
+	// harness itself failed"), never the runtime's exit 2, which a release
+	// gate would read as "unknown". Goroutines that run analyses recover on
+	// their own and return the same error (package crash).
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "garantia %s: %v\n", c.name, crash.Errorf(r, c.name))
+			code = verdict.ExitInternal
+		}
+	}()
 	return c.run(args[1:], stdout, stderr)
 }
 

@@ -104,66 +104,57 @@ Flags:`)
 	fs.SetOutput(io.Discard)
 }
 
-// junitHook adds --junit and --junit-unknown to a command's flags and,
-// when the command returns, writes the JUnit XML of the results.json it
-// wrote. It lets `garantia check` gain the flags with one line:
-//
-//	defer addJUnitFlags(fs, stderr).write()
-//
-// (the receiver is evaluated at the defer, so the flags exist before
-// Parse; write runs last). The results are read back from disk: the hook
-// sees only the flags. A results.json older than the command's start is
-// not this run's: the JUnit file then holds one error test case, so that CI
-// shows the failure rather than a missing file. A failure to write the
-// JUnit file is printed; it cannot change the command's exit code.
-type junitHook struct {
-	fs      *pflag.FlagSet
-	stderr  io.Writer
+// junitFlags are --junit and --junit-unknown, which `garantia check` has:
+// the results written as JUnit XML for CI, one test case per checker.
+type junitFlags struct {
 	path    *string
 	unknown *unknownMode
-	started time.Time
 }
 
-func addJUnitFlags(fs *pflag.FlagSet, stderr io.Writer) *junitHook {
-	h := &junitHook{fs: fs, stderr: stderr, unknown: &unknownMode{report.UnknownAsError}, started: time.Now()}
-	h.path = fs.String("junit", "", "also write the results as JUnit XML to `FILE` (one test case per checker), for CI")
-	fs.Var(h.unknown, "junit-unknown", "how an unknown verdict appears in the JUnit XML: error (CI fails) or skipped")
-	return h
+func addJUnitFlags(fs *pflag.FlagSet) *junitFlags {
+	j := &junitFlags{unknown: &unknownMode{report.UnknownAsError}}
+	j.path = fs.String("junit", "", "also write the results as JUnit XML to `FILE` (one test case per checker), for CI")
+	fs.Var(j.unknown, "junit-unknown", "how an unknown verdict appears in the JUnit XML: error (CI fails) or skipped")
+	return j
 }
 
-func (h *junitHook) write() {
-	if !h.fs.Parsed() || *h.path == "" || h.fs.NArg() != 1 {
-		return
+// checkPath refuses a --junit path that cannot be written, before any
+// work is done.
+func (j *junitFlags) checkPath() error {
+	if *j.path == "" {
+		return nil
 	}
-	historyPath, err := histories.ResolveHistory(h.fs.Arg(0))
-	suite := h.fs.Arg(0)
-	resultsPath := ""
-	if err == nil {
-		resultsPath = filepath.Join(filepath.Dir(historyPath), histories.ResultsFile)
-		suite = suiteName(filepath.Dir(historyPath), historyPath)
+	return checkOutputPath("--junit", *j.path, "")
+}
+
+// finish writes the JUnit file, if asked for, and returns the command's
+// exit code: code, unless the file could not be written, which must not
+// pass unnoticed in CI (254 when the path is at fault, else 255). Without
+// results (the check failed) the file holds one test case in error, so
+// that CI shows the failure rather than a missing file.
+func (j *junitFlags) finish(code int, results *checker.Results, suite string, stderr io.Writer) int {
+	if *j.path == "" {
+		return code
 	}
-	if out := h.fs.Lookup("out"); out != nil && out.Value.String() != "" {
-		resultsPath = out.Value.String()
-	}
-	var results *checker.Results
-	if fi, statErr := os.Stat(resultsPath); resultsPath != "" && statErr == nil && !fi.ModTime().Before(h.started.Truncate(time.Second)) {
-		if b, rerr := os.ReadFile(resultsPath); rerr == nil {
-			var r checker.Results
-			if json.Unmarshal(b, &r) == nil && r.Queue != nil && r.Stats != nil {
-				results = &r
-			}
-		}
-	}
+	var err error
 	if results == nil {
-		err = report.WriteJUnitError(*h.path, suite, "garantia check did not produce results (see its output)")
+		err = report.WriteJUnitError(*j.path, suite, "garantia check did not produce results (see its output)")
 	} else {
 		var sum bytes.Buffer
 		report.Summary(&sum, results, 3)
-		err = report.WriteJUnitWith(*h.path, results, suite, report.JUnitOptions{Unknown: h.unknown.mode, Summary: sum.String()})
+		err = report.WriteJUnitWith(*j.path, results, suite, report.JUnitOptions{Unknown: j.unknown.mode, Summary: sum.String()})
 	}
-	if err != nil {
-		fmt.Fprintf(h.stderr, "garantia: --junit: %v\n", err)
+	if err == nil {
+		return code
 	}
+	fmt.Fprintf(stderr, "garantia check: --junit %s: cannot write it: %v\n", *j.path, rootCause(err))
+	if code == verdict.ExitBadArguments || code == verdict.ExitInternal {
+		return code
+	}
+	if isPathProblem(err) {
+		return verdict.ExitBadArguments
+	}
+	return verdict.ExitInternal
 }
 
 // suiteName names a run's JUnit suite: its test's name from test.json,

@@ -130,6 +130,7 @@ func checkShape(t *testing.T, cfg Config, ops []histories.Op) {
 		t.Fatalf("seed %d, event %d (%+v): "+format, append([]any{cfg.Seed, i, ops[i]}, args...)...)
 	}
 	open := map[int64]*histories.Op{}
+	drainAt := -1
 	retired := map[int64]bool{}
 	sentBy := map[int64]histories.Type{} // value -> completion type
 	logs := map[string]map[int64]int64{}
@@ -147,7 +148,15 @@ func checkShape(t *testing.T, cfg Config, ops []histories.Op) {
 			fatal(i, "bad type")
 		}
 		if !op.IsClient() {
-			if op.Type != histories.Info {
+			switch {
+			case op.F == histories.FDrain:
+				// The drain markers: an invocation, and its ok completion
+				// as the history's last event.
+				if (op.Type != histories.Invoke || drainAt >= 0) && (op.Type != histories.OK || drainAt < 0 || i != len(ops)-1) {
+					fatal(i, "drain marker out of place")
+				}
+				drainAt = i
+			case op.Type != histories.Info:
 				fatal(i, "nemesis event is not info")
 			}
 			continue
@@ -206,6 +215,9 @@ func checkShape(t *testing.T, cfg Config, ops []histories.Op) {
 	}
 	if len(open) != 0 {
 		t.Fatalf("seed %d: %d operations never complete", cfg.Seed, len(open))
+	}
+	if last := ops[len(ops)-1]; drainAt < 0 || last.F != histories.FDrain || last.Type != histories.OK {
+		t.Fatalf("seed %d: the history does not end with the final drain's markers", cfg.Seed)
 	}
 	// Every poll agrees with the sends' offsets, reads each key
 	// contiguously, never reads a failed send, and some ok poll reads every
@@ -293,8 +305,8 @@ func TestOpsCount(t *testing.T) {
 		if want := (n + 1) / 2 * 2; main != want {
 			t.Fatalf("Ops=%d: main phase has %d client events; want %d", n, main, want)
 		}
-		if n == 0 && drain+nemesis != 0 {
-			t.Fatalf("Ops=0: %d drain and %d nemesis events; want none", drain, nemesis)
+		if n == 0 && (drain != 0 || nemesis != 2) {
+			t.Fatalf("Ops=0: %d drain and %d nemesis events; want only the two drain markers", drain, nemesis)
 		}
 		if nemesis%2 != 0 {
 			t.Fatalf("Ops=%d: %d nemesis events; want start/completion pairs", n, nemesis)
