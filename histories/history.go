@@ -18,8 +18,10 @@ import (
 // plus 32 per micro-op and 16 per record read: strings (functions, keys,
 // nodes, errors) are stored once and named by a [Sym]; an event's value
 // is a [Span] of the flat arrays Micros (send and poll micro-ops), Reads
-// (a poll's result, one entry per key) and Recs (the records read), or
-// of Lists (the keys of an assign or subscribe). Message values are
+// (a poll's result, one entry per key, whose records RecsOf gives), or of
+// Lists (the keys of an assign or subscribe). A read's records are stored
+// as their values, 8 bytes each, and its first offset when the offsets run
+// on one by one, as they nearly always do; otherwise each offset too. Message values are
 // [ValueID]s: see [History.Val].
 //
 // A History is read-only once made: analyses may share it between
@@ -41,12 +43,15 @@ type History struct {
 	// Micros are the micro-ops of every send, poll and txn, op after op.
 	Micros []Micro
 	// Reads are the results of polls: per poll micro-op, one entry per key
-	// it read, keys in [CompareKeys] order.
+	// it read, keys in [CompareKeys] order. RecsOf gives their records.
 	Reads []KeyRead
-	// Recs are the records of every Read.
-	Recs []Rec
 	// Lists hold the keys of assigns and subscribes and of rebalance logs.
 	Lists []Sym
+
+	// recVals are the values of every read's records, and recOffs the
+	// offsets of the reads whose offsets do not run on one by one.
+	recVals []ValueID
+	recOffs []int64
 
 	strs       []string
 	symOf      map[string]Sym
@@ -55,7 +60,7 @@ type History struct {
 	// textValues is set once some value is not an integer: from then on a
 	// ValueID is an index into vals rather than the integer itself.
 	textValues bool
-	vals       []Val
+	valTable   []Val
 	valOf      map[Val]ValueID
 }
 
@@ -153,16 +158,53 @@ type Micro struct {
 	Result bool
 }
 
-// KeyRead is what one poll read of one key: a span of History.Recs.
+// KeyRead is what one poll read of one key (History.RecsOf gives its
+// records).
 type KeyRead struct {
-	Key  Sym
+	Key Sym
+	// Recs spans the values of the records.
 	Recs Span
+	// Offs is 0 when the records' offsets are First, First+1, ...; else 1
+	// + where their offsets start in the History's offsets.
+	Offs  uint32
+	First int64
 }
 
 // Rec is one record read: a value at an offset (or OffsetUnknown).
 type Rec struct {
 	Offset int64
 	Value  ValueID
+}
+
+// Recs are the records of one read.
+type Recs struct {
+	// Vals are the records' values, in the order read.
+	Vals  []ValueID
+	first int64
+	offs  []int64 // nil when the offsets run on from first
+}
+
+// Len is the number of records.
+func (r Recs) Len() int { return len(r.Vals) }
+
+// Offset is the offset of record i, or OffsetUnknown.
+func (r Recs) Offset(i int) int64 {
+	if r.offs != nil {
+		return r.offs[i]
+	}
+	return r.first + int64(i)
+}
+
+// At is record i.
+func (r Recs) At(i int) Rec { return Rec{Offset: r.Offset(i), Value: r.Vals[i]} }
+
+// RecsOf returns the records of a read.
+func (h *History) RecsOf(kr *KeyRead) Recs {
+	rs := Recs{Vals: h.recVals[kr.Recs.Start:kr.Recs.End()], first: kr.First}
+	if kr.Offs != 0 {
+		rs.offs = h.recOffs[kr.Offs-1 : kr.Offs-1+kr.Recs.Len]
+	}
+	return rs
 }
 
 // Text returns the string s names.
@@ -180,7 +222,7 @@ func (h *History) Syms() int { return len(h.strs) }
 // Val returns the value an id stands for.
 func (h *History) Val(v ValueID) Val {
 	if h.textValues {
-		return h.vals[v]
+		return h.valTable[v]
 	}
 	return Val{Int: int64(v)}
 }
@@ -241,9 +283,10 @@ func (h *History) Op(i int) Op {
 				mop.Polls = make(map[string][]Record, m.Reads.Len)
 				for _, kr := range h.Reads[m.Reads.Start:m.Reads.End()] {
 					var recs []Record
-					for _, r := range h.Recs[kr.Recs.Start:kr.Recs.End()] {
-						v := h.Val(r.Value)
-						recs = append(recs, Record{Offset: r.Offset, Value: v.Int, Text: v.Text})
+					rs := h.RecsOf(&kr)
+					for i, id := range rs.Vals {
+						v := h.Val(id)
+						recs = append(recs, Record{Offset: rs.Offset(i), Value: v.Int, Text: v.Text})
 					}
 					mop.Polls[h.strs[kr.Key]] = recs
 				}
@@ -293,8 +336,12 @@ func newBuilder(name string, fragment, lines bool, hint int) *builder {
 		strs:     []string{""},
 		symOf:    map[string]Sym{"": 0},
 	}
-	return &builder{h: h, pairer: newPairer(fragment), lines: lines}
+	b := &builder{h: h, pairer: newPairer(fragment), lines: lines}
+	b.pairer.copies = new(slab[Mop]) // a reader reuses the ops' memory (keeps is false)
+	return b
 }
+
+func (b *builder) keeps() bool { return false }
 
 func (b *builder) add(ops []Op, lines []int32) error {
 	for i := range ops {
@@ -303,6 +350,28 @@ func (b *builder) add(ops []Op, lines []int32) error {
 		}
 	}
 	return nil
+}
+
+// reserve sizes the History's arrays for a history scale times what has
+// been added so far (with a little room), so that they are not copied
+// again and again as they grow, nor left much bigger than needed.
+func (b *builder) reserve(scale float64) {
+	h := b.h
+	h.Events = resize(h.Events, scale)
+	h.Micros = resize(h.Micros, scale)
+	h.Reads = resize(h.Reads, scale)
+	h.recVals = resize(h.recVals, scale)
+	h.Lists = resize(h.Lists, scale)
+}
+
+func resize[T any](s []T, scale float64) []T {
+	want := int(float64(len(s))*scale*1.04) + 1024
+	if c := cap(s); c >= want && c <= want+want/4 {
+		return s
+	}
+	out := make([]T, len(s), want)
+	copy(out, s)
+	return out
 }
 
 // finish returns the History once every op has been added.
@@ -414,8 +483,19 @@ func (b *builder) addMops(mops []Mop) (Span, error) {
 	for i := range mops {
 		m := &mops[i]
 		if m.F == MopSend {
+			if m.Offset < OffsetPending {
+				return sp, fmt.Errorf("micro-op %d: send of %s to key %q has offset %d, want >= 0 or unknown", i, MopVal(m), m.Key, m.Offset)
+			}
+			if m.Text != "" {
+				if _, err := appendMessage(nil, m.Value, m.Text, &jsonNotation); err != nil {
+					return sp, fmt.Errorf("micro-op %d: %w", i, err)
+				}
+			}
 			h.Micros = append(h.Micros, Micro{Key: b.sym(m.Key), Offset: m.Offset, Value: h.valueID(m.Value, m.Text)})
 			continue
+		}
+		if m.F != MopPoll {
+			return sp, fmt.Errorf("micro-op %d: f %q is neither send nor poll", i, m.F)
 		}
 		mi := Micro{Poll: true, Result: m.Polls != nil}
 		if m.Polls != nil {
@@ -430,14 +510,37 @@ func (b *builder) addMops(mops []Mop) (Span, error) {
 			}
 			for _, k := range keys {
 				recs := m.Polls[k]
-				rs, err := span(len(h.Recs), len(recs))
+				rs, err := span(len(h.recVals), len(recs))
 				if err != nil {
 					return sp, err
 				}
-				h.Reads = append(h.Reads, KeyRead{Key: b.sym(k), Recs: rs})
+				kr := KeyRead{Key: b.sym(k), Recs: rs}
+				dense := true
 				for j := range recs {
-					h.Recs = append(h.Recs, Rec{Offset: recs[j].Offset, Value: h.valueID(recs[j].Value, recs[j].Text)})
+					if recs[j].Offset < 0 && recs[j].Offset != OffsetUnknown {
+						return sp, fmt.Errorf("poll of key %q: record %d has offset %d, want >= 0 or unknown", k, j, recs[j].Offset)
+					}
+					if recs[j].Text != "" {
+						if _, err := appendMessage(nil, recs[j].Value, recs[j].Text, &jsonNotation); err != nil {
+							return sp, fmt.Errorf("poll of key %q: record %d: %w", k, j, err)
+						}
+					}
+					dense = dense && recs[j].Offset >= 0 && recs[j].Offset == recs[0].Offset+int64(j)
+					h.recVals = append(h.recVals, h.valueID(recs[j].Value, recs[j].Text))
 				}
+				if len(recs) > 0 {
+					kr.First = recs[0].Offset
+				}
+				if !dense {
+					if _, err := span(len(h.recOffs), len(recs)); err != nil {
+						return sp, err
+					}
+					kr.Offs = uint32(len(h.recOffs)) + 1
+					for j := range recs {
+						h.recOffs = append(h.recOffs, recs[j].Offset)
+					}
+				}
+				h.Reads = append(h.Reads, kr)
 			}
 		}
 		h.Micros = append(h.Micros, mi)
@@ -459,8 +562,8 @@ func (h *History) valueID(n int64, text string) ValueID {
 	if id, ok := h.valOf[v]; ok {
 		return id
 	}
-	id := ValueID(len(h.vals))
-	h.vals = append(h.vals, v)
+	id := ValueID(len(h.valTable))
+	h.valTable = append(h.valTable, v)
 	h.valOf[v] = id
 	return id
 }
@@ -473,7 +576,7 @@ func (h *History) useValueTable() {
 			m.Value = h.valueID(int64(m.Value), "")
 		}
 	}
-	for i := range h.Recs {
-		h.Recs[i].Value = h.valueID(int64(h.Recs[i].Value), "")
+	for i := range h.recVals {
+		h.recVals[i] = h.valueID(int64(h.recVals[i]), "")
 	}
 }

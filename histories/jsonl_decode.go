@@ -35,8 +35,7 @@ type decoder struct {
 	i int    // the scanner's position in b
 
 	intern  map[string]string
-	mops    slab[Mop]
-	recs    slab[Record]
+	ar      *arena // where decoded micro-ops, records and poll maps live
 	mopTmp  []Mop
 	recTmp  []Record
 	scratch []byte // unescaped string bytes
@@ -46,7 +45,54 @@ type decoder struct {
 }
 
 func newDecoder() *decoder {
-	return &decoder{intern: make(map[string]string, 64)}
+	return &decoder{intern: make(map[string]string, 64), ar: new(arena)}
+}
+
+// mem is the decoder's arena (a zero decoder makes its own).
+func (d *decoder) mem() *arena {
+	if d.ar == nil {
+		d.ar = new(arena)
+	}
+	return d.ar
+}
+
+// arena holds the memory of decoded ops: their micro-ops, records and poll
+// maps. A reader that keeps the ops gives each decoder an arena of its own
+// that only grows; one that converts them and lets them go (into a
+// History) gives each block of lines an arena and reuses it, memory and
+// maps, once the block has been converted, so that reading a history
+// allocates little more than the History itself.
+type arena struct {
+	mops  slab[Mop]
+	recs  slab[Record]
+	maps  []map[string][]Record // handed out since the last reset (reuse only)
+	used  int
+	reuse bool
+}
+
+// reset makes everything the arena handed out free again; the caller no
+// longer uses it.
+func (a *arena) reset() {
+	a.mops.reset()
+	a.recs.reset()
+	a.used = 0
+}
+
+// pollMap returns an empty map for a poll's result.
+func (a *arena) pollMap() map[string][]Record {
+	if !a.reuse {
+		return make(map[string][]Record, 1)
+	}
+	if a.used < len(a.maps) {
+		m := a.maps[a.used]
+		a.used++
+		clear(m)
+		return m
+	}
+	m := make(map[string][]Record, 1)
+	a.maps = append(a.maps, m)
+	a.used++
+	return m
 }
 
 // Bits of decodeOp's record of which fields it has seen.
@@ -132,7 +178,10 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 			err = d.opF(op)
 		case seenValue:
 			valueStart = d.i
-			if d.peek() == '[' {
+			// A list is tried as micro-ops unless f, when it came first,
+			// says it cannot be (an assign's keys, a nemesis value): a
+			// failed try costs an error message.
+			if d.peek() == '[' && (op.F == "" || isMopF(op.F) || d.mopsAhead()) {
 				var mops []Mop
 				mops, mopErr = d.mopList()
 				if mopErr == nil {
@@ -192,6 +241,21 @@ func bitIndex(bit int) int {
 		n++
 	}
 	return n
+}
+
+// mopsAhead reports whether the list at d.i may be micro-ops: empty, or
+// its first element a list.
+func (d *decoder) mopsAhead() bool {
+	for i := d.i + 1; i < len(d.b); i++ {
+		switch d.b[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '[', ']':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // isMopF reports whether f's value must be a list of micro-operations.
@@ -375,7 +439,7 @@ func (d *decoder) mopList() ([]Mop, error) {
 		// non-nil list, which encodes as [] and not as null.
 		return []Mop{}, nil
 	}
-	return d.mops.copyOf(d.mopTmp, slabMops), nil
+	return d.mem().mops.copyOf(d.mopTmp, slabMops, d.ar.reuse), nil
 }
 
 func (d *decoder) mop() (Mop, error) {
@@ -459,7 +523,7 @@ func (d *decoder) pollMap() (map[string][]Record, error) {
 		return nil, d.errf("want the poll's result {key: [[offset, value], ...]}, got %s", d.snippetAt(d.i))
 	}
 	d.i++
-	polls := make(map[string][]Record, 1)
+	polls := d.mem().pollMap()
 	for more := d.open('}'); more; {
 		if d.peek() != '"' {
 			return nil, d.errf("want a key in quotes, got %s", d.snippetAt(d.i))
@@ -526,7 +590,7 @@ func (d *decoder) records() ([]Record, error) {
 	if len(d.recTmp) == 0 {
 		return nil, nil // an empty list is no records: nil
 	}
-	return d.recs.copyOf(d.recTmp, slabRecords), nil
+	return d.mem().recs.copyOf(d.recTmp, slabRecords, d.ar.reuse), nil
 }
 
 // message parses a message value: an integer into n, or any other scalar
@@ -624,23 +688,47 @@ func (d *decoder) rebalanceLog() ([]Rebalance, error) {
 type slab[T any] struct {
 	free  []T // what is left of the current chunk
 	chunk int // the next chunk's size
+	// chunks are the chunks handed out since the last reset, and next the
+	// one to use after the current, when the slab is reused.
+	chunks [][]T
+	next   int
 }
 
 // copyOf returns a copy of s from the slab; chunks grow to at most
 // maxChunk elements. The copy's capacity is len(s): appending to it never
-// scribbles on a neighbour.
-func (sl *slab[T]) copyOf(s []T, maxChunk int) []T {
+// scribbles on a neighbour. With reuse, chunks handed out before the last
+// reset are filled again.
+func (sl *slab[T]) copyOf(s []T, maxChunk int, reuse bool) []T {
 	n := len(s)
 	if n > len(sl.free) {
-		// Chunks start small and double, so that decoding one op (as
-		// Op.UnmarshalJSON does) costs little.
-		sl.chunk = min(max(2*sl.chunk, 8), maxChunk)
-		sl.free = make([]T, max(sl.chunk, n))
+		switch {
+		case reuse && sl.next < len(sl.chunks) && len(sl.chunks[sl.next]) >= n:
+			sl.free = sl.chunks[sl.next]
+			sl.next++
+		default:
+			// Chunks start small and double, so that decoding one op (as
+			// Op.UnmarshalJSON does) costs little.
+			sl.chunk = min(max(2*sl.chunk, 8), maxChunk)
+			sl.free = make([]T, max(sl.chunk, n))
+			if reuse {
+				if sl.next < len(sl.chunks) {
+					sl.chunks[sl.next] = sl.free // a bigger one in its place
+				} else {
+					sl.chunks = append(sl.chunks, sl.free)
+				}
+				sl.next++
+			}
+		}
 	}
 	c := sl.free[:n:n]
 	sl.free = sl.free[n:]
 	copy(c, s)
 	return c
+}
+
+// reset makes every chunk free for reuse.
+func (sl *slab[T]) reset() {
+	sl.free, sl.next = nil, 0
 }
 
 // internBytes returns b as a string, sharing one copy of short strings that

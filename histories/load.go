@@ -69,7 +69,10 @@ func LoadHistory(path string, opts LoadOptions) (*History, error) {
 			err = b.addAll(l)
 		}
 	} else {
-		b, warnings, err = readFileInto(path, func(hint int) *builder { return newBuilder(path, opts.Fragment, true, hint) })
+		// No hint from the file's size: the builder sizes itself from the
+		// first megabytes it sees (reserve), so that a wrong guess does not
+		// cost a History's worth of memory up front.
+		b, warnings, err = readFileInto(path, func(int) *builder { return newBuilder(path, opts.Fragment, true, 0) })
 	}
 	if err != nil {
 		return nil, err

@@ -148,12 +148,15 @@ type pairer struct {
 	seen     map[int64]struct{}   // processes met so far (fragment only)
 	drain    Drain
 	// drainOpen is the position of a drain invocation not yet completed,
-	// or -1; lastDrain is the position of the last drain invocation.
+	// or -1.
 	drainOpen int
+	// copies holds copies of open invocations' micro-ops when the ops'
+	// memory is reused after each step (see arena); nil when it is not.
+	copies *slab[Mop]
 }
 
 // pendingInv is what the pairer keeps of an open invocation to judge its
-// completion. mops shares the op's slice, which readers never reuse.
+// completion.
 type pendingInv struct {
 	pos   int
 	index int64
@@ -192,7 +195,11 @@ func (p *pairer) step(pos int, op *Op) (int, *PairProblem) {
 		}
 	}
 	if op.Type == Invoke {
-		p.open[op.Process] = pendingInv{pos: pos, index: op.Index, f: op.F, mops: op.Value.Mops}
+		mops := op.Value.Mops
+		if p.copies != nil && len(mops) > 0 {
+			mops = p.copies.copyOf(mops, slabMops, false)
+		}
+		p.open[op.Process] = pendingInv{pos: pos, index: op.Index, f: op.F, mops: mops}
 		if isOpen {
 			return -1, &PairProblem{Err: ErrDoubleInvoke, Pos: pos, Other: prev.pos, Msg: fmt.Sprintf(
 				"process %d invokes %s while its %s invoked at index %d has not completed: a process runs one operation at a time",

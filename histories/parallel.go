@@ -12,6 +12,10 @@ import (
 // all CPUs get work early and memory stays bounded.
 const parallelBlockBytes = 2 << 20
 
+// reserveSampleBytes is how much of a large history is read before its
+// sink is told how big the whole will be.
+const reserveSampleBytes = 16 << 20
+
 // pblock is a run of whole lines for a worker to decode.
 type pblock struct {
 	seq       int
@@ -23,8 +27,11 @@ type pblock struct {
 
 // presult is what a worker made of a block.
 type presult struct {
-	seq     int
-	ops     []Op
+	seq   int
+	bytes int // the block's length
+	ops   []Op
+	ar    *arena // the memory of ops, when the sink lets it be reused
+
 	lines   []int32 // lines[i] is the line of ops[i]
 	warning string  // a truncated last line was skipped
 	err     error   // the first bad line; the block's later lines are ignored
@@ -52,7 +59,7 @@ func readParallelInto(r io.Reader, name string, s opSink, workers, blockBytes in
 		workersWG.Add(1)
 		go func() {
 			defer workersWG.Done()
-			decodeBlocks(name, blocks, results, freeBufs, freeRes, done)
+			decodeBlocks(name, blocks, results, freeBufs, freeRes, done, !s.keeps())
 		}()
 	}
 	go func() {
@@ -72,6 +79,13 @@ func readParallelInto(r io.Reader, name string, s opSink, workers, blockBytes in
 	var ord order
 	waiting := make(map[int]*presult)
 	next := 0
+	// Once a sample of the history is in, a sink that can is told how big
+	// the whole will be.
+	total, seen, nextReserve := int64(0), int64(0), int64(reserveSampleBytes)
+	if sz, ok := r.(sized); ok {
+		total = sz.size
+	}
+	rs, canReserve := s.(reserver)
 	for res := range results {
 		waiting[res.seq] = res
 		for {
@@ -90,6 +104,13 @@ func readParallelInto(r io.Reader, name string, s opSink, workers, blockBytes in
 				if err := s.add(res.ops, res.lines); err != nil {
 					return warnings, err
 				}
+			}
+			seen += int64(res.bytes)
+			if canReserve && total > 4*reserveSampleBytes && seen >= nextReserve {
+				rs.reserve(float64(total) / float64(seen))
+				// The start of a history is not like the rest (assigns,
+				// short polls): estimate again as more comes in.
+				nextReserve = 4 * seen
 			}
 			if res.warning != "" {
 				warnings = append(warnings, res.warning)
@@ -181,7 +202,7 @@ func produceBlocks(r io.Reader, name string, blockBytes int, blocks chan<- *pblo
 
 // decodeBlocks is a worker: it decodes blocks into ops with a decoder of
 // its own.
-func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, freeBufs chan []byte, freeRes chan *presult, done <-chan struct{}) {
+func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, freeBufs chan []byte, freeRes chan *presult, done <-chan struct{}, reuse bool) {
 	d := newDecoder()
 	for b := range blocks {
 		var res *presult
@@ -191,8 +212,16 @@ func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, f
 			res.warning = ""
 		default:
 			res = &presult{ops: make([]Op, 0, len(b.data)/opBytesGuess+16)}
+			if reuse {
+				res.ar = &arena{reuse: true}
+			}
 		}
-		res.seq, res.err = b.seq, b.err
+		if reuse {
+			// The sink is done with the block this result held.
+			res.ar.reset()
+			d.ar = res.ar
+		}
+		res.seq, res.err, res.bytes = b.seq, b.err, len(b.data)
 		if b.err == nil {
 			decodeBlock(d, name, b, res)
 			select {

@@ -282,16 +282,37 @@ func readFileInto[S opSink](path string, newSink func(hint int) S) (S, []string,
 		hint = int(min(fi.Size()/opBytesGuess, 1<<26))
 	}
 	s = newSink(hint)
-	warnings, err := readInto(f, path, s, runtime.GOMAXPROCS(0))
+	size := int64(0)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	warnings, err := readInto(sized{f, size}, path, s, runtime.GOMAXPROCS(0))
 	return s, warnings, err
+}
+
+// sized is a reader whose total size is known (a regular file), so that a
+// sink can reserve its memory once rather than grow it step by step.
+type sized struct {
+	io.Reader
+	size int64
+}
+
+// reserver is a sink that can size its storage for the whole history
+// once it has seen part of it: scale is the history's size over the size
+// of what it has seen.
+type reserver interface {
+	reserve(scale float64)
 }
 
 // opSink takes the ops of a history as a reader decodes them: in history
 // order, in batches, each op with the line it was read from.
 type opSink interface {
 	// add takes the next ops; lines[i] is the line ops[i] was read from.
-	// Both slices are reused after the call (the ops' own slices are not).
+	// Both slices are reused after the call, and so are the ops' own
+	// slices and maps unless keeps says they are kept.
 	add(ops []Op, lines []int32) error
+	// keeps reports whether the sink keeps the ops (and their memory).
+	keeps() bool
 }
 
 // opList is the sink that keeps the ops as they are, with what it takes to
@@ -300,6 +321,8 @@ type opList struct {
 	ops   []Op
 	lines lineMap
 }
+
+func (l *opList) keeps() bool { return true }
 
 func (l *opList) add(ops []Op, lines []int32) error {
 	for i := range ops {

@@ -59,7 +59,8 @@ func TestSegments(t *testing.T) {
 	bad0, what := corrupt(ops, rand.New(rand.NewSource(5)))
 	bad := mustHistory(t, bad0)
 	for _, h := range []*histories.History{mustHistory(t, ops), bad} {
-		kops := split(h, nil)["0"]
+		sym, _ := h.Lookup("0")
+		kops := splitKey(h, sym, keyIndex(h)[sym])
 		m := newKeyModel(h, kops)
 		segs := m.segments(segmentOps)
 		if len(segs) < 3 {

@@ -107,7 +107,7 @@ type config struct {
 
 func check(ctx context.Context, h *histories.History, opts Options, c config) (*Result, error) {
 	start := time.Now()
-	byKey := split(h, nil)
+	byKey := keyIndex(h)
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -129,25 +129,26 @@ func check(ctx context.Context, h *histories.History, opts Options, c config) (*
 	defer unhook()
 
 	// Largest keys first, so that the last one to finish is a small one.
-	keys := make([]string, 0, len(byKey))
+	syms := make([]histories.Sym, 0, len(byKey))
 	for k := range byKey {
-		keys = append(keys, k)
+		syms = append(syms, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if a, b := len(byKey[keys[i]].ops), len(byKey[keys[j]].ops); a != b {
+	sort.Slice(syms, func(i, j int) bool {
+		if a, b := len(byKey[syms[i]]), len(byKey[syms[j]]); a != b {
 			return a > b
 		}
-		return keys[i] < keys[j]
+		return h.Text(syms[i]) < h.Text(syms[j])
 	})
-	todo := make([]*keyOps, len(keys))
-	for i, k := range keys {
-		todo[i] = byKey[k]
+	keys := make([]string, len(syms))
+	todo := make([][]int32, len(syms))
+	for i, k := range syms {
+		keys[i], todo[i] = h.Text(k), byKey[k]
 	}
 	byKey = nil
 	results := make([]*KeyResult, len(keys))
 	err := forEach(len(keys), workers, func(i int) {
-		results[i], _ = checkKey(h, todo[i], deadline, &stopped, c.segmentOps)
-		todo[i] = nil // let the key's ops go
+		results[i], _ = checkKey(h, splitKey(h, syms[i], todo[i]), deadline, &stopped, c.segmentOps)
+		todo[i] = nil // let the key's index go
 	})
 	if err != nil {
 		return nil, err
@@ -233,14 +234,11 @@ func visualizeKeys(h *histories.History, res *Result, invalid []string, opts Opt
 	if len(drawn) == 0 {
 		return nil
 	}
-	wanted := make(map[string]bool, len(drawn))
-	for _, k := range drawn {
-		wanted[k] = true
-	}
-	byKey := split(h, wanted)
+	byKey := keyIndex(h)
 	return forEach(len(drawn), 1, func(i int) {
 		key := drawn[i]
-		path, err := drawKey(h, byKey[key], c.segmentOps, opts.VisualizeDir)
+		sym, _ := h.Lookup(key)
+		path, err := drawKey(h, splitKey(h, sym, byKey[sym]), c.segmentOps, opts.VisualizeDir)
 		switch {
 		case err != nil:
 			res.Warnings = append(res.Warnings, fmt.Sprintf("key %q is not linearizable but its visualization could not be written: %v", key, err))

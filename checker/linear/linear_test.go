@@ -64,7 +64,7 @@ func TestCheck(t *testing.T) {
 				b.PollOK(1, k, histtest.Recs(1, 10)...)
 			},
 			want:   verdict.Invalid,
-			reason: "read at offset 1",
+			reason: "offset 1 holds 11",
 		},
 		{
 			name: "poll reads a value never sent",

@@ -54,98 +54,132 @@ func (m *keyModel) rankOf(off int64) int32 {
 	return -1
 }
 
-// newKeyModel builds the model of one key and annotates its ops (ok, rank,
-// lo, hi) in place.
-func newKeyModel(h *histories.History, k *keyOps) *keyModel {
-	m := &keyModel{h: h, key: k.key, ops: k.ops}
-	// Every offset an ack or a read claims, with the value each claim puts
-	// there. Acks claim first, then reads: when they disagree the history
-	// is invalid either way (doc.go); this order only decides which op the
-	// visualization shows as the one that cannot take effect.
-	type claim struct {
-		off int64
-		val histories.ValueID
-		by  *kop
+// rank returns the rank of offset off, looking first at guess (the rank
+// after the previous record's, where the next record of a read usually
+// sits), or -1.
+func (m *keyModel) rank(off int64, guess int32) int32 {
+	if guess >= 0 && int(guess) < len(m.offs) && m.offs[guess] == off {
+		return guess
 	}
-	var claims []claim
-	for _, o := range k.ops {
-		if o.kind == kindSend {
-			claims = append(claims, claim{o.offset, o.value, o})
-		}
-	}
-	for _, o := range k.ops {
-		if o.kind == kindPoll {
-			for _, r := range h.Recs[o.recs.Start:o.recs.End()] {
-				claims = append(claims, claim{r.Offset, r.Value, o})
-			}
-		}
-	}
-	// Stable: for each offset the first claim (acks before reads, then
-	// history order) makes the owner.
-	slices.SortStableFunc(claims, func(a, b claim) int {
+	return m.rankOf(off)
+}
+
+// claim is one claim that an offset holds a value, made by op by of the
+// key's ops; seq orders claims: acks first, then reads, each in history
+// order. The first claim of an offset makes its owner.
+type claim struct {
+	off     int64
+	val     histories.ValueID
+	seq, by int32
+}
+
+func sortClaims(cs []claim) {
+	slices.SortFunc(cs, func(a, b claim) int {
 		switch {
 		case a.off < b.off:
 			return -1
 		case a.off > b.off:
 			return 1
 		}
-		return 0
+		return int(a.seq - b.seq)
 	})
-	var ownerBy []*kop
-	for i, c := range claims {
-		if i > 0 && c.off == claims[i-1].off {
-			if r := len(m.offs) - 1; c.val != m.owner[r] {
-				m.conflict("offset %d holds %s (%s) and %s (%s)", c.off, m.val(m.owner[r]), m.cite(ownerBy[r]), m.val(c.val), m.cite(c.by))
-			}
-			continue
-		}
-		m.offs = append(m.offs, c.off)
-		m.owner = append(m.owner, c.val)
-		ownerBy = append(ownerBy, c.by)
-	}
+}
 
-	// Reads: each value read at one offset only, written by some send of
-	// this key, and the records of one read at consecutive ranks.
-	observed := make(map[histories.ValueID]int64) // value -> first offset a poll read it at
-	for _, o := range k.ops {
+// newKeyModel builds the model of one key: who owns each claimed offset,
+// the pinned sends, the polls' ranks. It annotates the ops (ok, rank, lo,
+// hi) in place and adds the pinned sends to them.
+//
+// Reads repeat what acks claim many times over (every consumer reads
+// every record), so acks are sorted first and each read record is looked
+// up among them; only records at offsets no ack claims (acks=0, info
+// sends, garbage) are sorted in. Work and memory follow the distinct
+// offsets plus one lookup per record.
+func newKeyModel(h *histories.History, k *keyOps) *keyModel {
+	m := &keyModel{h: h, key: k.key}
+	var claims []claim
+	for i, o := range k.ops {
+		if o.kind == kindSend {
+			claims = append(claims, claim{o.offset, o.value, int32(len(claims)), int32(i)})
+		}
+	}
+	sortClaims(claims)
+	var ownerBy []int32
+	m.merge(k, claims, &ownerBy)
+
+	// Reads: records at claimed offsets must hold their owner; the rest
+	// are claims of their own.
+	var extra []claim
+	seq := int32(len(claims))
+	for i, o := range k.ops {
 		if o.kind != kindPoll {
 			continue
 		}
-		recs := h.Recs[o.recs.Start:o.recs.End()]
-		o.lo, o.hi, o.contiguous = m.rankOf(recs[0].Offset), m.rankOf(recs[len(recs)-1].Offset), true
-		for i, r := range recs {
-			if i > 0 && m.rankOf(r.Offset) != m.rankOf(recs[i-1].Offset)+1 {
-				o.contiguous = false
+		rs := h.RecsOf(&h.Reads[o.read])
+		r := int32(-1)
+		for j, v := range rs.Vals {
+			off := rs.Offset(j)
+			if r = m.rank(off, r+1); r < 0 {
+				extra = append(extra, claim{off, v, seq, int32(i)})
+			} else if m.owner[r] != v {
+				m.conflict("offset %d holds %s (%s) and %s (%s)", off, m.val(m.owner[r]), m.cite(k.ops[ownerBy[r]]), m.val(v), m.cite(o))
 			}
-			if at, seen := observed[r.Value]; !seen {
-				observed[r.Value] = r.Offset
-			} else if at != r.Offset {
-				m.conflict("value %s read at offsets %d and %d (the second by %s)", m.val(r.Value), at, r.Offset, m.cite(o))
-			}
-			if _, sent := k.sent[r.Value]; !sent {
-				m.conflict("%s read value %s, which no send to this key wrote", m.cite(o), m.val(r.Value))
-			}
-		}
-		if !o.contiguous {
-			m.conflict("%s read records that are not consecutive in the log: it skipped a claimed offset or went back", m.cite(o))
+			seq++
 		}
 	}
+	if len(extra) > 0 {
+		sortClaims(extra)
+		m.merge(k, extra, &ownerBy)
+	}
+
+	// Each value owns one offset, and some send of the key wrote it. An
+	// indeterminate send whose value owns an offset took effect there
+	// (pinned); it returns at infinity.
+	ownerRank := make(map[histories.ValueID]int32, len(m.owner))
+	inf := int32(len(h.Events))
+	for r, v := range m.owner {
+		if prev, dup := ownerRank[v]; dup {
+			m.conflict("value %s is at offsets %d and %d (%s; %s)", m.val(v), m.offs[prev], m.offs[r], m.cite(k.ops[ownerBy[prev]]), m.cite(k.ops[ownerBy[r]]))
+			continue
+		}
+		ownerRank[v] = int32(r)
+		si := k.sent[v]
+		switch {
+		case si == nil:
+			m.conflict("%s read value %s, which no send to this key wrote", m.cite(k.ops[ownerBy[r]]), m.val(v))
+		case si.op == nil:
+			p := &kop{kind: kindPinned, value: v, offset: m.offs[r], call: si.inv, ret: inf, inv: si.inv, cmp: si.cmp, seq: int32(len(k.ops))}
+			if si.inv < 0 {
+				p.call = -1
+			}
+			si.op = p
+			k.ops = append(k.ops, p)
+		}
+	}
+	m.ops = k.ops
+
 	for _, o := range k.ops {
 		switch o.kind {
-		case kindSend:
-			if at, seen := observed[o.value]; seen && at != o.offset {
-				m.conflict("%s was read at offset %d", m.cite(o), at)
-			}
-			fallthrough
-		case kindPinned:
+		case kindSend, kindPinned:
 			o.rank = m.rankOf(o.offset)
 			o.ok = o.rank >= 0 && m.owner[o.rank] == o.value
 		case kindPoll:
-			o.ok = o.contiguous
-			for _, r := range h.Recs[o.recs.Start:o.recs.End()] {
-				if m.owner[m.rankOf(r.Offset)] != r.Value {
-					o.ok = false
+			rs := h.RecsOf(&h.Reads[o.read])
+			o.contiguous, o.ok = true, true
+			r := int32(-1)
+			for j, v := range rs.Vals {
+				next := m.rank(rs.Offset(j), r+1)
+				if j == 0 {
+					o.lo = next
+				} else if next != r+1 {
+					o.contiguous = false
 				}
+				r = next
+				o.ok = o.ok && m.owner[r] == v
+			}
+			o.hi = r
+			if !o.contiguous {
+				o.ok = false
+				m.conflict("%s read records that are not consecutive in the log: it skipped a claimed offset or went back", m.cite(o))
 			}
 			m.polls = append(m.polls, o)
 		}
@@ -162,6 +196,33 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 		o.rank = int32(i)
 	}
 	return m
+}
+
+// merge adds sorted claims to the claimed offsets, which stay sorted:
+// each new offset's first claim makes its owner, and a later claim of
+// another value there is a conflict.
+func (m *keyModel) merge(k *keyOps, cs []claim, ownerBy *[]int32) {
+	offs := make([]int64, 0, len(m.offs)+len(cs))
+	owner := make([]histories.ValueID, 0, cap(offs))
+	by := make([]int32, 0, cap(offs))
+	i := 0
+	for j, c := range cs {
+		if j > 0 && c.off == cs[j-1].off {
+			if r := len(offs) - 1; c.val != owner[r] {
+				m.conflict("offset %d holds %s (%s) and %s (%s)", c.off, m.val(owner[r]), m.cite(k.ops[by[r]]), m.val(c.val), m.cite(k.ops[c.by]))
+			}
+			continue
+		}
+		for i < len(m.offs) && m.offs[i] < c.off {
+			offs, owner, by = append(offs, m.offs[i]), append(owner, m.owner[i]), append(by, (*ownerBy)[i])
+			i++
+		}
+		offs, owner, by = append(offs, c.off), append(owner, c.val), append(by, c.by)
+	}
+	for ; i < len(m.offs); i++ {
+		offs, owner, by = append(offs, m.offs[i]), append(owner, m.owner[i]), append(by, (*ownerBy)[i])
+	}
+	m.offs, m.owner, *ownerBy = offs, owner, by
 }
 
 func (m *keyModel) conflict(format string, args ...any) {
@@ -277,30 +338,30 @@ func (m *keyModel) describe(o *kop) string {
 	case kindPinned:
 		return fmt.Sprintf("send %s -> ? (%s; read at %d)", m.val(o.value), m.why(o), o.offset)
 	}
-	recs := m.h.Recs[o.recs.Start:o.recs.End()]
+	rs := m.h.RecsOf(&m.h.Reads[o.read])
 	var b strings.Builder
 	const shown = 8
 	if o.contiguous {
-		fmt.Fprintf(&b, "poll [%d..%d] ", recs[0].Offset, recs[len(recs)-1].Offset)
-		for i, r := range recs {
+		fmt.Fprintf(&b, "poll [%d..%d] ", rs.Offset(0), rs.Offset(rs.Len()-1))
+		for i, v := range rs.Vals {
 			if i == shown {
-				fmt.Fprintf(&b, ",… (%d)", len(recs))
+				fmt.Fprintf(&b, ",… (%d)", rs.Len())
 				break
 			}
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(m.val(r.Value))
+			b.WriteString(m.val(v))
 		}
 		return b.String()
 	}
 	b.WriteString("poll (not consecutive)")
-	for i, r := range recs {
+	for i, v := range rs.Vals {
 		if i == shown {
-			fmt.Fprintf(&b, " … (%d)", len(recs))
+			fmt.Fprintf(&b, " … (%d)", rs.Len())
 			break
 		}
-		fmt.Fprintf(&b, " %d:%s", r.Offset, m.val(r.Value))
+		fmt.Fprintf(&b, " %d:%s", rs.Offset(i), m.val(v))
 	}
 	return b.String()
 }

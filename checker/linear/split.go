@@ -37,8 +37,8 @@ type kop struct {
 	// contiguous says its records sit at consecutive ranks.
 	rank, lo, hi int32
 	contiguous   bool
-	// recs are a poll's records (a span of History.Recs).
-	recs histories.Span
+	// read is a poll's records: an index of History.Reads.
+	read uint32
 
 	// Where it sits in the history, in event positions, as porcupine's
 	// time: call is the invocation (-1: before the history began, in a
@@ -59,33 +59,68 @@ type keyOps struct {
 	ops []*kop
 	// sent are the key's sends, by value; a value sent twice breaks the
 	// model's premise (values are unique).
-	sent       map[histories.ValueID]*sendInfo
-	sentTwice  bool
-	twice      histories.ValueID
-	unreadIndt int // indeterminate sends nobody read: not in ops
-	unplaced   int // ok polls with a record of unknown offset: not in ops
+	sent      map[histories.ValueID]*sendInfo
+	sentTwice bool
+	twice     histories.ValueID
 }
 
 // sendInfo is what split knows of one send of a key: its op (nil for an
-// indeterminate send, until a read pins it) and the events it came from.
+// indeterminate send, until the model pins it where a read saw its value)
+// and the events it came from.
 type sendInfo struct {
 	op       *kop
 	inv, cmp int32
 	acked    bool
 }
 
-// split returns each key's operations, in creation order, for the keys
-// wanted (all when wanted is nil). Failed ops are dropped (they definitely
-// did not happen), polls that did not complete ok read nothing, and sends
-// whose outcome is unknown (info, acks=0, never completed) return at
-// infinity, the position len(events).
-func split(h *histories.History, wanted map[string]bool) map[string]*keyOps {
-	s := splitter{h: h, keys: make(map[histories.Sym]*keyOps), inf: int32(len(h.Events)), wanted: wanted}
+// keyIndex lists, per key, the ops of the history that send to or read
+// it (failed ones left out): the positions of their completions, in history
+// order, then of the invocations that never completed. It is all that
+// stays in memory for every key at once; a key's operations are built
+// (splitKey) only when its turn comes, so that memory follows the keys
+// being checked, not the whole history twice.
+func keyIndex(h *histories.History) map[histories.Sym][]int32 {
+	idx := make(map[histories.Sym][]int32)
 	sendF, sendOK := h.Lookup(histories.FSend)
 	pollF, pollOK := h.Lookup(histories.FPoll)
 	txnF, txnOK := h.Lookup(histories.FTxn)
 	isRW := func(f histories.Sym) bool {
 		return (sendOK && f == sendF) || (pollOK && f == pollF) || (txnOK && f == txnF)
+	}
+	var lastSym histories.Sym
+	var lastPos int32 = -1
+	note := func(k histories.Sym, p int32) {
+		if k == lastSym && p == lastPos {
+			return // the op touched this key already
+		}
+		if l := idx[k]; len(l) == 0 || l[len(l)-1] != p {
+			idx[k] = append(l, p)
+		}
+		lastSym, lastPos = k, p
+	}
+	visit := func(p int32) {
+		inv, cmp := opEvents(h, p)
+		kind := histories.KindInfo
+		if cmp >= 0 {
+			kind = h.Events[cmp].Kind
+		}
+		if kind == histories.KindFail {
+			return
+		}
+		for _, m := range opMicros(h, inv, cmp, kind) {
+			if !m.Poll {
+				note(m.Key, p)
+				continue
+			}
+			if kind != histories.KindOK {
+				continue
+			}
+			for _, kr := range h.Reads[m.Reads.Start:m.Reads.End()] {
+				if kr.Recs.Len > 0 {
+					note(kr.Key, p)
+				}
+			}
+		}
 	}
 	var open []int32
 	for i := range h.Events {
@@ -99,55 +134,29 @@ func split(h *histories.History, wanted map[string]bool) map[string]*keyOps {
 			}
 			continue
 		}
-		s.add(e.Partner, int32(i))
+		visit(int32(i))
 	}
 	// A history cut short leaves invocations open: their outcome is as
 	// unknown as an info's. They come last, in invocation order.
-	for _, inv := range open {
-		s.add(inv, -1)
+	for _, p := range open {
+		visit(p)
 	}
-	s.pin()
-	out := make(map[string]*keyOps, len(s.keys))
-	for _, k := range s.keys {
-		out[k.key] = k
-	}
-	return out
+	return idx
 }
 
-type splitter struct {
-	h      *histories.History
-	keys   map[histories.Sym]*keyOps
-	inf    int32
-	seq    int32
-	wanted map[string]bool
+// opEvents returns the invocation and completion of the op at position p
+// (a completion, or an invocation that never completed); -1 for none.
+func opEvents(h *histories.History, p int32) (inv, cmp int32) {
+	if h.Events[p].Kind == histories.KindInvoke {
+		return p, -1
+	}
+	return h.Events[p].Partner, p
 }
 
-func (s *splitter) keyOps(sym histories.Sym) *keyOps {
-	k := s.keys[sym]
-	if k == nil {
-		name := s.h.Text(sym)
-		if s.wanted != nil && !s.wanted[name] {
-			return nil
-		}
-		k = &keyOps{key: name, sent: make(map[histories.ValueID]*sendInfo)}
-		s.keys[sym] = k
-	}
-	return k
-}
-
-// add records the op invoked at event inv and completed at event cmp
-// (either may be -1).
-func (s *splitter) add(inv, cmp int32) {
-	h := s.h
-	kind := histories.KindInfo
-	if cmp >= 0 {
-		kind = h.Events[cmp].Kind
-	}
-	if kind == histories.KindFail {
-		return
-	}
-	// An ok completion carries the results (offsets, records); fall back to
-	// the invocation's micro-ops when it carries none.
+// opMicros returns an op's micro-ops: an ok completion's (it carries the
+// results: offsets, records), else the invocation's, falling back on the
+// completion's when the invocation has none (or is not in a fragment).
+func opMicros(h *histories.History, inv, cmp int32, kind histories.Kind) []histories.Micro {
 	var ms []histories.Micro
 	if cmp >= 0 && (kind == histories.KindOK || inv < 0) {
 		ms = h.MicrosOf(&h.Events[cmp])
@@ -155,15 +164,45 @@ func (s *splitter) add(inv, cmp int32) {
 	if len(ms) == 0 && inv >= 0 {
 		ms = h.MicrosOf(&h.Events[inv])
 	}
+	return ms
+}
+
+// splitKey returns the operations of key sym, whose ops are at, in
+// creation order. Failed ops are dropped (they definitely did not happen),
+// polls that did not complete ok read nothing, and sends whose outcome is
+// unknown (info, acks=0, never completed) return at infinity, the
+// position len(events).
+func splitKey(h *histories.History, sym histories.Sym, at []int32) *keyOps {
+	s := splitter{h: h, inf: int32(len(h.Events)), k: &keyOps{key: h.Text(sym), sent: make(map[histories.ValueID]*sendInfo)}, sym: sym}
+	for _, p := range at {
+		s.add(opEvents(h, p))
+	}
+	return s.k
+}
+
+type splitter struct {
+	h   *histories.History
+	k   *keyOps
+	sym histories.Sym
+	inf int32
+	seq int32
+}
+
+// add records the key's part of the op invoked at event inv and completed
+// at event cmp (either may be -1).
+func (s *splitter) add(inv, cmp int32) {
+	h, k := s.h, s.k
+	kind := histories.KindInfo
+	if cmp >= 0 {
+		kind = h.Events[cmp].Kind
+	}
 	base := kop{call: inv, ret: cmp, inv: inv, cmp: cmp}
 	if inv < 0 {
 		base.call = -1
 	}
-	for i := range ms {
-		m := &ms[i]
+	for _, m := range opMicros(h, inv, cmp, kind) {
 		if !m.Poll {
-			k := s.keyOps(m.Key)
-			if k == nil {
+			if m.Key != s.sym {
 				continue
 			}
 			if _, dup := k.sent[m.Value]; dup && !k.sentTwice {
@@ -173,9 +212,7 @@ func (s *splitter) add(inv, cmp int32) {
 			if kind == histories.KindOK && m.Offset >= 0 {
 				o := base
 				o.kind, o.value, o.offset = kindSend, m.Value, m.Offset
-				si.op, si.acked = s.push(k, &o), true
-			} else {
-				k.unreadIndt++ // until a read pins it
+				si.op, si.acked = s.push(&o), true
 			}
 			if prev, dup := k.sent[m.Value]; !dup || (si.acked && !prev.acked) {
 				k.sent[m.Value] = si
@@ -185,66 +222,32 @@ func (s *splitter) add(inv, cmp int32) {
 		if kind != histories.KindOK {
 			continue // an unfinished poll read nothing
 		}
-		for _, kr := range h.Reads[m.Reads.Start:m.Reads.End()] {
-			if kr.Recs.Len == 0 {
+		for r := m.Reads.Start; r < m.Reads.End(); r++ {
+			kr := &h.Reads[r]
+			if kr.Key != s.sym || kr.Recs.Len == 0 {
 				continue // an empty read is consistent with every log
 			}
-			k := s.keyOps(kr.Key)
-			if k == nil {
-				continue
-			}
-			recs := h.Recs[kr.Recs.Start:kr.Recs.End()]
+			rs := h.RecsOf(kr)
 			placed := true
-			for _, r := range recs {
-				placed = placed && r.Offset >= 0
+			for i := range rs.Vals {
+				placed = placed && rs.Offset(i) >= 0
 			}
 			if !placed {
 				// Where a record without an offset sits is not known: the
 				// read is left out, which can hide a violation, never
 				// invent one.
-				k.unplaced++
 				continue
 			}
 			o := base
-			o.kind, o.recs = kindPoll, kr.Recs
-			s.push(k, &o)
+			o.kind, o.read = kindPoll, r
+			s.push(&o)
 		}
 	}
 }
 
-func (s *splitter) push(k *keyOps, o *kop) *kop {
+func (s *splitter) push(o *kop) *kop {
 	o.seq = s.seq
 	s.seq++
-	k.ops = append(k.ops, o)
+	s.k.ops = append(s.k.ops, o)
 	return o
-}
-
-// pin turns each indeterminate send whose value a poll read into an
-// append at the offset it was read at (the first such read), returning at
-// infinity.
-func (s *splitter) pin() {
-	for _, k := range s.keys {
-		var pinned []*kop
-		for _, o := range k.ops {
-			if o.kind != kindPoll {
-				continue
-			}
-			for _, r := range s.h.Recs[o.recs.Start:o.recs.End()] {
-				si := k.sent[r.Value]
-				if si == nil || si.op != nil {
-					continue
-				}
-				p := &kop{kind: kindPinned, value: r.Value, offset: r.Offset, call: si.inv, ret: s.inf, inv: si.inv, cmp: si.cmp}
-				if si.inv < 0 {
-					p.call = -1
-				}
-				si.op = p
-				k.unreadIndt--
-				pinned = append(pinned, p)
-			}
-		}
-		for _, p := range pinned {
-			s.push(k, p)
-		}
-	}
 }

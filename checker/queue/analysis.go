@@ -322,16 +322,18 @@ func (a *analysis) collect(ci int32) {
 				continue
 			}
 			kid, ks := a.key(kr.Key)
-			for _, r := range h.Recs[kr.Recs.Start:kr.Recs.End()] {
-				vid := a.valueID(kid, ks, r.Value)
-				if r.Offset >= 0 {
+			rs := h.RecsOf(&kr)
+			for i, v := range rs.Vals {
+				off := rs.Offset(i)
+				vid := a.valueID(kid, ks, v)
+				if off >= 0 {
 					// A poll of any outcome places values in the log: a
 					// poll only ever shows what the log held.
-					ks.observe(vid, r.Offset, ci)
+					ks.observe(vid, off, ci)
 				}
 				e := &ks.vals[vid]
 				if e.polled < 0 {
-					e.polled, e.polledOff = ci, r.Offset
+					e.polled, e.polledOff = ci, off
 				}
 				if out == outOK && e.reader < 0 {
 					e.reader = ci

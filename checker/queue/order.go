@@ -189,8 +189,9 @@ func (a *analysis) orderOp(ci int32, ps *proc, st *orderState) {
 			id := a.keyOf[kr.Key]
 			ks := a.keys[id]
 			sl := &st.slots[id]
-			for _, r := range h.Recs[kr.Recs.Start:kr.Recs.End()] {
-				cur := a.recPos(ks, id, ci, r)
+			rs := h.RecsOf(&kr)
+			for i := range rs.Vals {
+				cur := a.recPos(ks, id, ci, rs.At(i))
 				if sl.epoch == ep {
 					if sl.last.pos >= 0 && cur.pos >= 0 && !(rebalanced && st.mark[id] == ep) {
 						a.step(ks, sl.last, cur, anomaly.IntPollSkip, anomaly.IntNonmonotonicPoll, false)
