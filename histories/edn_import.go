@@ -53,6 +53,7 @@ func readEDNFileInto(path string) (*opList, []string, error) {
 //   - keys (Jepsen's are integers) become their decimal text;
 //   - :node and :error are kept as strings, or as their printed EDN when
 //     they are not strings (an :error [:timeout "..."] stays readable);
+//   - :rebalance-log, a vector of maps, keeps each map's :keys;
 //   - any other key (Jepsen's :poll-ms, :debug, ...) is ignored.
 //
 // A last line without a newline that ends inside a form (a history cut off
@@ -155,6 +156,7 @@ const ednOpBytesGuess = 128
 var ednFields = map[string]int{
 	"index": seenIndex, "time": seenTime, "process": seenProcess, "type": seenType,
 	"f": seenF, "value": seenValue, "node": seenNode, "error": seenError,
+	"rebalance-log": seenRebalance,
 }
 
 // addForm reads the next form, which must be an op map, and adds its op.
@@ -249,6 +251,13 @@ func (im *ednImporter) op(items []ednNode) (Op, error) {
 			op.Node = ednText(v)
 		case seenError:
 			op.Error = ednText(v)
+		case seenRebalance:
+			// Through JSON and the JSONL decoder's rules, as values are.
+			im.json, err = appendEDNAsJSON(im.json[:0], v, 0)
+			if err == nil {
+				im.d.b, im.d.i = im.json, 0
+				op.RebalanceLog, err = im.d.rebalanceLog()
+			}
 		}
 		if err != nil {
 			return op, fmt.Errorf("key :%s: %w", k.text, err)

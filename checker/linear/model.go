@@ -3,6 +3,7 @@ package linear
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -144,6 +145,10 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 		ownerRank[v] = int32(r)
 		si := k.sent[v]
 		switch {
+		case si == nil && h.Fragment:
+			// Sent before the fragment began: it took effect at some time,
+			// as far as anyone can tell.
+			k.ops = append(k.ops, &kop{kind: kindPinned, value: v, offset: m.offs[r], call: -1, ret: inf, inv: -1, cmp: -1, seq: int32(len(k.ops))})
 		case si == nil:
 			m.conflict("%s read value %s, which no send to this key wrote", m.cite(k.ops[ownerBy[r]]), m.val(v))
 		case si.op == nil:
@@ -305,19 +310,33 @@ func (m *keyModel) operations(ops []*kop) []porcupine.Operation {
 }
 
 // event is the event that stands for an op: its completion, else its
-// invocation.
+// invocation; nil for a send from before a fragment began.
 func (m *keyModel) event(o *kop) *histories.Event {
-	if o.cmp >= 0 {
+	switch {
+	case o.cmp >= 0:
 		return &m.h.Events[o.cmp]
+	case o.inv >= 0:
+		return &m.h.Events[o.inv]
 	}
-	return &m.h.Events[o.inv]
+	return nil
 }
 
-func (m *keyModel) process(o *kop) int64 { return m.event(o).Process }
+// beforeProcess stands for the process of sends from before a fragment
+// began.
+const beforeProcess = math.MinInt64
+
+func (m *keyModel) process(o *kop) int64 {
+	if e := m.event(o); e != nil {
+		return e.Process
+	}
+	return beforeProcess
+}
 
 // why says why a send's outcome is unknown.
 func (m *keyModel) why(o *kop) string {
 	switch {
+	case o.cmp < 0 && o.inv < 0:
+		return "sent before the fragment began"
 	case o.cmp < 0:
 		return "never completed"
 	case m.h.Events[o.cmp].Kind == histories.KindOK:
@@ -369,6 +388,8 @@ func (m *keyModel) describe(o *kop) string {
 // cite is an op and where it is: "send 1042 -> 88 at index 12..15".
 func (m *keyModel) cite(o *kop) string {
 	switch {
+	case o.inv < 0 && o.cmp < 0:
+		return m.describe(o)
 	case o.inv < 0:
 		return fmt.Sprintf("%s at index %d", m.describe(o), m.h.Events[o.cmp].Index)
 	case o.cmp < 0:
@@ -381,6 +402,8 @@ func (m *keyModel) cite(o *kop) string {
 func (m *keyModel) describeWhere(o *kop) string {
 	var b strings.Builder
 	switch {
+	case o.inv < 0 && o.cmp < 0:
+		return "before the fragment began"
 	case o.inv < 0:
 		fmt.Fprintf(&b, "history index %d (invoked before the fragment began)", m.h.Events[o.cmp].Index)
 	case o.cmp < 0:

@@ -128,10 +128,10 @@ func newAnalysis(h *histories.History, opts Options, max int) *analysis {
 		a.keyOf[i] = -1
 	}
 	switch {
-	case h.Drain.State == histories.DrainCompleted:
-		a.drainStart = h.Drain.Start
 	case opts.AssumeDrained:
 		a.drainStart = len(h.Events)
+	case h.Drain.State == histories.DrainCompleted:
+		a.drainStart = h.Drain.Start
 	}
 	return a
 }

@@ -241,12 +241,12 @@ func (a *analysis) result() *Result {
 func drainInfo(h *histories.History, assumed bool) Drain {
 	d := h.Drain
 	switch {
-	case d.State == histories.DrainCompleted:
+	case d.State == histories.DrainCompleted && !assumed:
 		return Drain{State: d.State.String(), Explanation: fmt.Sprintf(
 			"the final drain (op #%d..#%d) read every partition to its end: an acknowledged value it did not read is a durability failure (values acknowledged after it began excepted)",
 			h.Events[d.Start].Index, h.Events[d.End].Index)}
 	case assumed:
-		return Drain{State: "assumed", Explanation: "no completed final drain is recorded, but --assume-drained says the history ends by reading every partition to its end: an acknowledged value never read is a durability failure"}
+		return Drain{State: "assumed", Explanation: "--assume-drained says the history ends by reading every partition to its end: an acknowledged value never read is a durability failure"}
 	case d.State == histories.DrainCutShort:
 		why := ""
 		if d.Error != "" {

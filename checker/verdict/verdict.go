@@ -27,14 +27,6 @@ const (
 	ExitInternal     = 255
 )
 
-// Of returns Valid for true and Invalid for false.
-func Of(ok bool) Verdict {
-	if ok {
-		return Valid
-	}
-	return Invalid
-}
-
 // Compose merges verdicts: Invalid beats Unknown beats Valid. Composing
 // nothing is Valid (no check found anything wrong).
 func Compose(vs ...Verdict) Verdict {
