@@ -1,6 +1,9 @@
 package report
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/garantia/garantia/histories"
@@ -122,12 +125,122 @@ func actionLabel(ops []histories.Op, a nemesisAction) string {
 	}
 	s := a.f
 	if len(v) > 0 && string(v) != "null" {
-		s += " " + truncate(string(v), labelValueMax)
+		s += " " + truncate(humanJSON(v), labelValueMax)
 	}
 	if e := ops[a.end].Error; e != "" {
 		s += " (error: " + truncate(e, labelValueMax) + ")"
 	}
 	return s
+}
+
+// humanJSON writes a nemesis value as people write it rather than as
+// JSON escapes it: strings bare, with "->" as an arrow (n1→n2, not
+// "n1-\u003en2"), lists as "a, b", objects as "key: value; key: value" in
+// their order. A value that does not parse is shown as it is.
+func humanJSON(raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var b strings.Builder
+	if err := writeHuman(&b, dec, whole); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// Where writeHuman writes a value: lists are bare as the whole value or a
+// field's, objects only as the whole value.
+const (
+	whole = iota
+	field
+	item
+)
+
+func writeHuman(b *strings.Builder, dec *json.Decoder, at int) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := t.(type) {
+	case json.Delim:
+		if t == '[' {
+			if at == item {
+				b.WriteByte('[')
+			}
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				if err := writeHuman(b, dec, item); err != nil {
+					return err
+				}
+			}
+			if at == item {
+				b.WriteByte(']')
+			}
+		} else {
+			nested := at != whole
+			if nested {
+				b.WriteByte('{')
+			}
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					b.WriteString("; ")
+				}
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(b, "%v: ", k)
+				if err := writeHuman(b, dec, field); err != nil {
+					return err
+				}
+			}
+			if nested {
+				b.WriteByte('}')
+			}
+		}
+		_, err := dec.Token() // the closing bracket
+		return err
+	case string:
+		b.WriteString(strings.ReplaceAll(t, "->", "→"))
+	case nil:
+		b.WriteString("null")
+	default:
+		fmt.Fprint(b, t)
+	}
+	return nil
+}
+
+// unescapeHTML undoes the HTML escapes of Go's JSON encoder (\u003c,
+// \u003e, \u0026 for <, >, &), which a page does not need (its template
+// escapes what it shows) and which make "n1->n2" read "n1-\u003en2". The
+// JSON stays valid and means the same.
+func unescapeHTML(raw []byte) string {
+	if !bytes.Contains(raw, []byte(`\u00`)) {
+		return string(raw)
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' || i+1 >= len(raw) {
+			out = append(out, raw[i])
+			continue
+		}
+		if raw[i+1] == 'u' && i+6 <= len(raw) {
+			switch string(raw[i+2 : i+6]) {
+			case "003c", "003C":
+				out, i = append(out, '<'), i+5
+				continue
+			case "003e", "003E":
+				out, i = append(out, '>'), i+5
+				continue
+			case "0026":
+				out, i = append(out, '&'), i+5
+				continue
+			}
+		}
+		out, i = append(out, raw[i], raw[i+1]), i+1 // another escape, kept whole
+	}
+	return string(out)
 }
 
 // truncate shortens s to at most n bytes (on a rune boundary), marking the

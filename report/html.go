@@ -222,6 +222,7 @@ type anomalyView struct {
 	Name, ID, Description string
 	Count                 int
 	Allowed               bool
+	Inconclusive          bool
 	Examples              []exampleView
 	More                  int
 }
@@ -417,7 +418,7 @@ func anomalyViews(b *builder, keyShown map[string]string) []*anomalyView {
 	for name, a := range q.Anomalies {
 		av := &anomalyView{
 			Name: name, ID: htmlID("anomaly", name), Description: anomaly.Description(name),
-			Count: a.Count, Allowed: slices.Contains(q.AllowedTypes, name),
+			Count: a.Count, Allowed: slices.Contains(q.AllowedTypes, name), Inconclusive: slices.Contains(q.InconclusiveTypes, name),
 			More: a.Count - len(a.Examples),
 		}
 		for _, ex := range a.Examples {
@@ -536,7 +537,7 @@ func (b *builder) opRows() []opRow {
 			row.Process = "nemesis"
 		}
 		if val, err := op.Value.MarshalJSON(); err == nil {
-			row.Value = truncate(string(val), opValueMax)
+			row.Value = truncate(unescapeHTML(val), opValueMax)
 		}
 		if inv := b.perf.inv[c.pos]; inv >= 0 {
 			row.Inv = b.ops[inv].Index
@@ -554,13 +555,13 @@ func checkerRows(r *Run) []checkerRow {
 	if len(q.AnomalyTypes) > 0 {
 		var parts []string
 		for _, n := range q.AnomalyTypes {
-			s := fmt.Sprintf("%s %d", n, q.Anomalies[n].Count)
-			if slices.Contains(q.AllowedTypes, n) {
-				s += " (allowed)"
-			}
+			s := fmt.Sprintf("%s %d", n, q.Anomalies[n].Count) + qualifier(q.Anomalies[n])
 			parts = append(parts, s)
 		}
 		qd = strings.Join(parts, ", ")
+	}
+	if len(q.InconclusiveTypes) > 0 {
+		qd += "; " + q.Drain.Explanation
 	}
 	rows := []checkerRow{{Name: "queue", Verdict: verdictOf(q.Valid), Detail: qd, Href: "#anomalies"}}
 	if lr := res.Linear; lr != nil {
@@ -582,7 +583,8 @@ func countRows(r *Run) [][2]string {
 	return [][2]string{
 		{"sends", n(c.Sent)}, {"acknowledged", n(c.Acknowledged)}, {"failed", n(c.Failed)},
 		{"indeterminate", n(c.Indeterminate)}, {"indeterminate, read", n(c.IndeterminateRead)},
-		{"values read", n(c.Read)}, {"lost", n(c.Lost)}, {"unseen", n(c.Unseen)}, {"duplicated", n(c.Duplicated)},
+		{"values read", n(c.Read)}, {"lost", n(c.Lost)}, {"unseen", n(c.Unseen)}, {"unseen, inconclusive", n(c.UnseenInconclusive)},
+		{"duplicated", n(c.Duplicated)}, {"final drain", r.Results.Queue.Drain.State},
 		{"history events", n(st.Ops)}, {"client ok / info / fail", fmt.Sprintf("%d / %d / %d", st.Client.OK, st.Client.Info, st.Client.Fail)},
 		{"nemesis events", n(st.Nemesis)}, {"processes", n(st.Processes)}, {"duration", fmtSecs(st.DurationNs)},
 	}

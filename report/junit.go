@@ -180,12 +180,15 @@ func undecided(c *junitCase, opts JUnitOptions, msg, text string) {
 func queueCase(r *checker.Results, opts JUnitOptions) junitCase {
 	q := r.Queue
 	c := junitCase{Name: "queue"}
-	var bad, allowed []string
+	var bad, allowed, inconclusive []string
 	for _, n := range q.AnomalyTypes {
 		s := fmt.Sprintf("%s ×%d", n, q.Anomalies[n].Count)
-		if slices.Contains(q.AllowedTypes, n) {
+		switch {
+		case slices.Contains(q.AllowedTypes, n):
 			allowed = append(allowed, s)
-		} else {
+		case slices.Contains(q.InconclusiveTypes, n):
+			inconclusive = append(inconclusive, s)
+		default:
 			bad = append(bad, s)
 		}
 	}
@@ -196,10 +199,7 @@ func queueCase(r *checker.Results, opts JUnitOptions) junitCase {
 	})
 	for _, n := range names {
 		a := q.Anomalies[n]
-		tag := ""
-		if slices.Contains(q.AllowedTypes, n) {
-			tag = " (allowed)"
-		}
+		tag := qualifier(a)
 		fmt.Fprintf(&text, "%s ×%d%s: %s\n", n, a.Count, tag, describe(n))
 		for _, ex := range a.Examples {
 			fmt.Fprintf(&text, "  - %s\n", exampleLine(ex))
@@ -219,7 +219,11 @@ func queueCase(r *checker.Results, opts JUnitOptions) junitCase {
 		}
 		c.Failure = &junitResult{Message: msg, Type: "invalid", Text: text.String()}
 	case verdict.Unknown:
-		undecided(&c, opts, "unknown: nothing was acknowledged and nothing was read, which proves nothing", text.String())
+		why := "unknown: nothing was acknowledged and nothing was read, which proves nothing"
+		if len(inconclusive) > 0 {
+			why = "unknown: " + strings.Join(inconclusive, ", ") + " inconclusive: " + q.Drain.Explanation
+		}
+		undecided(&c, opts, why, text.String())
 	}
 	return c
 }

@@ -375,20 +375,20 @@ func TestExtractFaults(t *testing.T) {
 		{"runner: two info events per action", []histories.Op{
 			nem(10, histories.Info, "kill", `["n1"]`), nem(12, histories.Info, "kill", `{"n1":"killed"}`), client,
 			nem(50, histories.Info, "start", `["n1"]`), nem(60, histories.Info, "start", `{"n1":"started"}`),
-		}, []string{`kill kill {"n1":"killed"} 10 60 true`}},
+		}, []string{`kill kill n1: killed 10 60 true`}},
 		{"jepsen: invoke then info", []histories.Op{
 			nem(10, histories.Invoke, "start-partition", ""), nem(11, histories.Info, "start-partition", `"majority"`),
 			nem(30, histories.Invoke, "stop-partition", ""), nem(31, histories.Info, "stop-partition", `"healed"`),
-		}, []string{`partition start-partition "majority" 10 31 true`}},
+		}, []string{`partition start-partition majority 10 31 true`}},
 		{"never healed", []histories.Op{
 			nem(10, histories.Info, "pause", `["n2"]`), nem(11, histories.Info, "pause", `["n2"]`), client,
-		}, []string{`pause pause ["n2"] 10 100 false`}},
+		}, []string{`pause pause n2 10 100 false`}},
 		{"two overlapping kills heal oldest first", []histories.Op{
 			nem(10, histories.Invoke, "kill", `"n1"`), nem(11, histories.Info, "kill", `"n1"`),
 			nem(20, histories.Invoke, "kill", `"n2"`), nem(21, histories.Info, "kill", `"n2"`),
 			nem(30, histories.Invoke, "start", `"n1"`), nem(31, histories.Info, "start", `"n1"`),
 			nem(40, histories.Invoke, "start", `"n2"`), nem(41, histories.Info, "start", `"n2"`),
-		}, []string{`kill kill "n1" 10 31 true`, `kill kill "n2" 20 41 true`}},
+		}, []string{`kill kill n1 10 31 true`, `kill kill n2 20 41 true`}},
 		{"unknown action is an instant", []histories.Op{
 			nem(10, histories.Info, "bump-clock", `5`),
 		}, []string{`bump-clock bump-clock 5 10 10 true`}},
