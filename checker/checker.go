@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/garantia/garantia/checker/linear"
@@ -75,36 +76,17 @@ func Check(ctx context.Context, ops []histories.Op, opts Options) (*Results, err
 	return CheckHistory(ctx, h, opts)
 }
 
-// CheckHistory runs every analysis over h and composes their verdicts.
-// The queue, linearizability and stats analyses run concurrently: they
-// only read h. It fails only when ctx ends first or an analysis has a bug
-// (a recovered panic, see package crash).
+// CheckHistory runs every analysis over h and composes their verdicts:
+// queue and stats, then linearizability, one after the other, so that the
+// memory of one analysis is free before the next starts (each can be as
+// big as the history; the linearizability check uses every CPU on its
+// own). It fails only when ctx ends first or an analysis has a bug (a
+// recovered panic, see package crash).
 func CheckHistory(ctx context.Context, h *histories.History, opts Options) (r *Results, err error) {
 	r = &Results{Warnings: append([]string(nil), h.Warnings...)}
-	var linErr error
-	linDone := make(chan struct{})
-	go func() {
-		defer close(linDone)
-		defer func() {
-			if p := recover(); p != nil {
-				linErr = crash.Errorf(p, "linearizability check")
-			}
-		}()
-		if opts.SkipLinear {
-			return
-		}
-		start := time.Now()
-		r.Linear, linErr = linear.Check(ctx, h, linear.Options{
-			Timeout:           opts.LinearTimeout,
-			VisualizeDir:      opts.VisualizeDir,
-			MaxVisualizations: opts.MaxVisualizations,
-		})
-		r.Timings.LinearMs = time.Since(start).Milliseconds()
-	}()
 	defer func() {
 		if p := recover(); p != nil {
-			<-linDone
-			r, err = nil, crash.Errorf(p, "queue check")
+			r, err = nil, crash.Errorf(p, "check")
 		}
 	}()
 
@@ -116,12 +98,21 @@ func CheckHistory(ctx context.Context, h *histories.History, opts Options) (r *R
 	r.Stats = stats.Check(h)
 	r.Timings.StatsMs = time.Since(start).Milliseconds()
 
-	<-linDone
-	if linErr != nil {
-		return nil, fmt.Errorf("linearizability check: %w", linErr)
-	}
 	vs := []verdict.Verdict{r.Queue.Valid, r.Stats.Valid}
-	if r.Linear != nil {
+	if !opts.SkipLinear {
+		// The queue analysis's memory is garbage now: collect it before
+		// the linearizability check allocates as much again.
+		runtime.GC()
+		start = time.Now()
+		r.Linear, err = linear.Check(ctx, h, linear.Options{
+			Timeout:           opts.LinearTimeout,
+			VisualizeDir:      opts.VisualizeDir,
+			MaxVisualizations: opts.MaxVisualizations,
+		})
+		r.Timings.LinearMs = time.Since(start).Milliseconds()
+		if err != nil {
+			return nil, fmt.Errorf("linearizability check: %w", err)
+		}
 		vs = append(vs, r.Linear.Valid)
 		r.Warnings = append(r.Warnings, r.Linear.Warnings...)
 	}

@@ -216,6 +216,9 @@ func (h *History) Lookup(s string) (Sym, bool) {
 	return sym, ok
 }
 
+// Records is the number of records all reads hold.
+func (h *History) Records() int { return len(h.recVals) }
+
 // Syms is the number of distinct strings: every Sym is below it.
 func (h *History) Syms() int { return len(h.strs) }
 

@@ -235,6 +235,9 @@ func visualizeKeys(h *histories.History, res *Result, invalid []string, opts Opt
 		return nil
 	}
 	byKey := keyIndex(h)
+	// The models of the check are garbage now; collect them before these
+	// are built again (one key's model can be as big as its records).
+	runtime.GC()
 	return forEach(len(drawn), 1, func(i int) {
 		key := drawn[i]
 		sym, _ := h.Lookup(key)

@@ -260,7 +260,7 @@ func TestCheck(t *testing.T) {
 				b.PollOK(2, k, histtest.Recs(1, 11, 2, 12)...)
 			},
 			want:   verdict.Invalid,
-			reason: "offset 1 holds 12",
+			reason: "offset 1 holds 11",
 		},
 		{
 			name: "poll with a gap in its offsets",

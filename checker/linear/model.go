@@ -34,11 +34,13 @@ type keyModel struct {
 	h   *histories.History
 	key string
 	ops []*kop
-	// offs are the claimed offsets, ascending: offs[r] is the offset of
-	// rank r, the r-th record of the log. owner[r] is the value the first
-	// claim of offs[r] put there.
-	offs  []int64
-	owner []histories.ValueID
+	// log is the claimed offsets, ascending, each with its owner: log[r]
+	// is the r-th record of the log, its offset and the value the first
+	// claim of that offset put there. ownerBy[r] is the op (an index of the
+	// key's ops) that claimed it, or -1 when not kept (see claimant); nil
+	// when none was kept.
+	log     []logEntry
+	ownerBy []int32
 	// polls are the polls, by rank.
 	polls []*kop
 	// conflicts describe claims that no log can satisfy, for the reason.
@@ -46,44 +48,46 @@ type keyModel struct {
 	nConflict int
 }
 
+// logEntry is one record of a key's log: a claimed offset and its owner.
+type logEntry struct {
+	off   int64
+	owner histories.ValueID
+}
+
 // rankOf returns the rank of a claimed offset, or -1.
 func (m *keyModel) rankOf(off int64) int32 {
-	i := sort.Search(len(m.offs), func(i int) bool { return m.offs[i] >= off })
-	if i < len(m.offs) && m.offs[i] == off {
+	i := sort.Search(len(m.log), func(i int) bool { return m.log[i].off >= off })
+	if i < len(m.log) && m.log[i].off == off {
 		return int32(i)
 	}
 	return -1
+}
+
+// by returns who claimed rank r's owner, or -1.
+func (m *keyModel) by(r int32) int32 {
+	if m.ownerBy == nil {
+		return -1
+	}
+	return m.ownerBy[r]
 }
 
 // rank returns the rank of offset off, looking first at guess (the rank
 // after the previous record's, where the next record of a read usually
 // sits), or -1.
 func (m *keyModel) rank(off int64, guess int32) int32 {
-	if guess >= 0 && int(guess) < len(m.offs) && m.offs[guess] == off {
+	if guess >= 0 && int(guess) < len(m.log) && m.log[guess].off == off {
 		return guess
 	}
 	return m.rankOf(off)
 }
 
 // claim is one claim that an offset holds a value, made by op by of the
-// key's ops; seq orders claims: acks first, then reads, each in history
-// order. The first claim of an offset makes its owner.
+// key's ops (-1: not kept, see ownerOf). Of an ack's claims, the first of
+// an offset makes its owner.
 type claim struct {
-	off     int64
-	val     histories.ValueID
-	seq, by int32
-}
-
-func sortClaims(cs []claim) {
-	slices.SortFunc(cs, func(a, b claim) int {
-		switch {
-		case a.off < b.off:
-			return -1
-		case a.off > b.off:
-			return 1
-		}
-		return int(a.seq - b.seq)
-	})
+	off int64
+	val histories.ValueID
+	by  int32
 }
 
 // newKeyModel builds the model of one key: who owns each claimed offset,
@@ -93,66 +97,109 @@ func sortClaims(cs []claim) {
 // Reads repeat what acks claim many times over (every consumer reads
 // every record), so acks are sorted first and each read record is looked
 // up among them; only records at offsets no ack claims (acks=0, info
-// sends, garbage) are sorted in. Work and memory follow the distinct
-// offsets plus one lookup per record.
+// sends, garbage) are sorted in, 16 bytes each, without the op that made
+// them (found again for the few conflicts put in words). Work and memory
+// follow the distinct offsets plus one lookup per record.
 func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 	m := &keyModel{h: h, key: k.key}
 	var claims []claim
 	for i, o := range k.ops {
 		if o.kind == kindSend {
-			claims = append(claims, claim{o.offset, o.value, int32(len(claims)), int32(i)})
+			claims = append(claims, claim{o.offset, o.value, int32(i)})
 		}
 	}
-	sortClaims(claims)
-	var ownerBy []int32
-	m.merge(k, claims, &ownerBy)
+	slices.SortFunc(claims, func(a, b claim) int {
+		if a.off != b.off {
+			return cmpInt(a.off, b.off)
+		}
+		return int(a.by - b.by) // the first ack in history order
+	})
+	m.mergeAcks(k, claims)
 
 	// Reads: records at claimed offsets must hold their owner; the rest
-	// are claims of their own.
-	var extra []claim
-	seq := int32(len(claims))
-	for i, o := range k.ops {
-		if o.kind != kindPoll {
-			continue
-		}
-		rs := h.RecsOf(&h.Reads[o.read])
-		r := int32(-1)
-		for j, v := range rs.Vals {
-			off := rs.Offset(j)
-			if r = m.rank(off, r+1); r < 0 {
-				extra = append(extra, claim{off, v, seq, int32(i)})
-			} else if m.owner[r] != v {
-				m.conflict("offset %d holds %s (%s) and %s (%s)", off, m.val(m.owner[r]), m.cite(k.ops[ownerBy[r]]), m.val(v), m.cite(o))
+	// are claims of their own. They are counted first, so that the slice
+	// that holds them is made once, of the right size.
+	var extra []logEntry
+	for pass := range 2 {
+		n := 0
+		for _, o := range k.ops {
+			if o.kind != kindPoll {
+				continue
 			}
-			seq++
+			rs := h.RecsOf(&h.Reads[o.read])
+			r := int32(-1)
+			for j, v := range rs.Vals {
+				off := rs.Offset(j)
+				switch r = m.rank(off, r+1); {
+				case r < 0 && pass == 0:
+					n++
+				case r < 0:
+					extra = append(extra, logEntry{off, v})
+				case pass == 0 && m.log[r].owner != v:
+					m.conflict(func() string {
+						return fmt.Sprintf("offset %d holds %s (%s) and %s (%s)", off, m.val(m.log[r].owner), m.cite(m.ownerOf(k, r)), m.val(v), m.cite(o))
+					})
+				}
+			}
+		}
+		if pass == 0 {
+			if n == 0 {
+				break
+			}
+			extra = make([]logEntry, 0, n)
 		}
 	}
 	if len(extra) > 0 {
-		sortClaims(extra)
-		m.merge(k, extra, &ownerBy)
+		// Several values read at one offset no ack claims conflict, and
+		// make the key not linearizable whichever owns it: the smallest.
+		slices.SortFunc(extra, func(a, b logEntry) int {
+			if a.off != b.off {
+				return cmpInt(a.off, b.off)
+			}
+			return cmpInt(int64(a.owner), int64(b.owner))
+		})
+		extra = slices.Compact(extra)
+		m.mergeReads(k, extra)
 	}
 
 	// Each value owns one offset, and some send of the key wrote it. An
 	// indeterminate send whose value owns an offset took effect there
 	// (pinned); it returns at infinity.
-	ownerRank := make(map[histories.ValueID]int32, len(m.owner))
+	byValue := make([]int32, len(m.log)) // ranks, sorted by owner value, then rank
+	for r := range byValue {
+		byValue[r] = int32(r)
+	}
+	slices.SortFunc(byValue, func(a, b int32) int {
+		if va, vb := m.log[a].owner, m.log[b].owner; va != vb {
+			if va < vb {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
 	inf := int32(len(h.Events))
-	for r, v := range m.owner {
-		if prev, dup := ownerRank[v]; dup {
-			m.conflict("value %s is at offsets %d and %d (%s; %s)", m.val(v), m.offs[prev], m.offs[r], m.cite(k.ops[ownerBy[prev]]), m.cite(k.ops[ownerBy[r]]))
+	for i, r := range byValue {
+		v := m.log[r].owner
+		if i > 0 && m.log[byValue[i-1]].owner == v {
+			prev := byValue[i-1]
+			m.conflict(func() string {
+				return fmt.Sprintf("value %s is at offsets %d and %d (%s; %s)", m.val(v), m.log[prev].off, m.log[r].off, m.cite(m.ownerOf(k, prev)), m.cite(m.ownerOf(k, r)))
+			})
 			continue
 		}
-		ownerRank[v] = int32(r)
 		si := k.sent[v]
 		switch {
 		case si == nil && h.Fragment:
 			// Sent before the fragment began: it took effect at some time,
 			// as far as anyone can tell.
-			k.ops = append(k.ops, &kop{kind: kindPinned, value: v, offset: m.offs[r], call: -1, ret: inf, inv: -1, cmp: -1, seq: int32(len(k.ops))})
+			k.ops = append(k.ops, &kop{kind: kindPinned, value: v, offset: m.log[r].off, call: -1, ret: inf, inv: -1, cmp: -1, seq: int32(len(k.ops))})
 		case si == nil:
-			m.conflict("%s read value %s, which no send to this key wrote", m.cite(k.ops[ownerBy[r]]), m.val(v))
+			m.conflict(func() string {
+				return fmt.Sprintf("%s read value %s, which no send to this key wrote", m.cite(m.ownerOf(k, r)), m.val(v))
+			})
 		case si.op == nil:
-			p := &kop{kind: kindPinned, value: v, offset: m.offs[r], call: si.inv, ret: inf, inv: si.inv, cmp: si.cmp, seq: int32(len(k.ops))}
+			p := &kop{kind: kindPinned, value: v, offset: m.log[r].off, call: si.inv, ret: inf, inv: si.inv, cmp: si.cmp, seq: int32(len(k.ops))}
 			if si.inv < 0 {
 				p.call = -1
 			}
@@ -166,7 +213,7 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 		switch o.kind {
 		case kindSend, kindPinned:
 			o.rank = m.rankOf(o.offset)
-			o.ok = o.rank >= 0 && m.owner[o.rank] == o.value
+			o.ok = o.rank >= 0 && m.log[o.rank].owner == o.value
 		case kindPoll:
 			rs := h.RecsOf(&h.Reads[o.read])
 			o.contiguous, o.ok = true, true
@@ -179,12 +226,14 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 					o.contiguous = false
 				}
 				r = next
-				o.ok = o.ok && m.owner[r] == v
+				o.ok = o.ok && m.log[r].owner == v
 			}
 			o.hi = r
 			if !o.contiguous {
 				o.ok = false
-				m.conflict("%s read records that are not consecutive in the log: it skipped a claimed offset or went back", m.cite(o))
+				m.conflict(func() string {
+					return fmt.Sprintf("%s read records that are not consecutive in the log: it skipped a claimed offset or went back", m.cite(o))
+				})
 			}
 			m.polls = append(m.polls, o)
 		}
@@ -203,37 +252,107 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 	return m
 }
 
-// merge adds sorted claims to the claimed offsets, which stay sorted:
-// each new offset's first claim makes its owner, and a later claim of
-// another value there is a conflict.
-func (m *keyModel) merge(k *keyOps, cs []claim, ownerBy *[]int32) {
-	offs := make([]int64, 0, len(m.offs)+len(cs))
-	owner := make([]histories.ValueID, 0, cap(offs))
-	by := make([]int32, 0, cap(offs))
-	i := 0
+// mergeAcks makes the log of the acks' claims, sorted: each offset's
+// first claim makes its owner, and a later claim of another value there is
+// a conflict.
+func (m *keyModel) mergeAcks(k *keyOps, cs []claim) {
+	m.log = make([]logEntry, 0, len(cs))
+	m.ownerBy = make([]int32, 0, len(cs))
 	for j, c := range cs {
 		if j > 0 && c.off == cs[j-1].off {
-			if r := len(offs) - 1; c.val != owner[r] {
-				m.conflict("offset %d holds %s (%s) and %s (%s)", c.off, m.val(owner[r]), m.cite(k.ops[by[r]]), m.val(c.val), m.cite(k.ops[c.by]))
+			if r := int32(len(m.log) - 1); c.val != m.log[r].owner {
+				m.conflict(func() string {
+					return fmt.Sprintf("offset %d holds %s (%s) and %s (%s)", c.off, m.val(m.log[r].owner), m.cite(m.ownerOf(k, r)), m.val(c.val), m.cite(k.ops[c.by]))
+				})
 			}
 			continue
 		}
-		for i < len(m.offs) && m.offs[i] < c.off {
-			offs, owner, by = append(offs, m.offs[i]), append(owner, m.owner[i]), append(by, (*ownerBy)[i])
-			i++
-		}
-		offs, owner, by = append(offs, c.off), append(owner, c.val), append(by, c.by)
+		m.log = append(m.log, logEntry{c.off, c.val})
+		m.ownerBy = append(m.ownerBy, c.by)
 	}
-	for ; i < len(m.offs); i++ {
-		offs, owner, by = append(offs, m.offs[i]), append(owner, m.owner[i]), append(by, (*ownerBy)[i])
-	}
-	m.offs, m.owner, *ownerBy = offs, owner, by
 }
 
-func (m *keyModel) conflict(format string, args ...any) {
+// mergeReads adds the sorted, distinct claims of reads at offsets no ack
+// claims: for each offset the smallest value owns it, any other conflicts.
+// When the acks claimed nothing the reads' claims become the log as they
+// are, without a copy: a corrupt history can claim as many offsets as it
+// has records.
+func (m *keyModel) mergeReads(k *keyOps, cs []logEntry) {
+	for j := 1; j < len(cs); j++ {
+		if cs[j].off == cs[j-1].off {
+			a, b := cs[j-1], cs[j]
+			m.conflict(func() string {
+				return fmt.Sprintf("offset %d holds %s (%s) and %s (%s)", a.off, m.val(a.owner), m.cite(m.claimant(k, -1, a.off, a.owner)), m.val(b.owner), m.cite(m.claimant(k, -1, b.off, b.owner)))
+			})
+		}
+	}
+	cs = slices.CompactFunc(cs, func(a, b logEntry) bool { return a.off == b.off })
+	if len(m.log) == 0 {
+		m.log, m.ownerBy = cs, nil
+		return
+	}
+	log := make([]logEntry, 0, len(m.log)+len(cs))
+	by := make([]int32, 0, cap(log))
+	i := 0
+	for _, c := range cs {
+		for i < len(m.log) && m.log[i].off < c.off {
+			log, by = append(log, m.log[i]), append(by, m.by(int32(i)))
+			i++
+		}
+		log, by = append(log, c), append(by, -1)
+	}
+	for ; i < len(m.log); i++ {
+		log, by = append(log, m.log[i]), append(by, m.by(int32(i)))
+	}
+	m.log, m.ownerBy = log, by
+}
+
+// ownerOf returns the op whose claim made rank r's owner.
+func (m *keyModel) ownerOf(k *keyOps, r int32) *kop {
+	return m.claimant(k, m.by(r), m.log[r].off, m.log[r].owner)
+}
+
+// claimant returns op by of k, or, when by is -1 (not kept), the first op
+// that claims value v at offset off.
+func (m *keyModel) claimant(k *keyOps, by int32, off int64, v histories.ValueID) *kop {
+	if by >= 0 {
+		return k.ops[by]
+	}
+	for _, o := range k.ops {
+		switch o.kind {
+		case kindSend, kindPinned:
+			if o.offset == off && o.value == v {
+				return o
+			}
+		case kindPoll:
+			rs := m.h.RecsOf(&m.h.Reads[o.read])
+			for i, x := range rs.Vals {
+				if x == v && rs.Offset(i) == off {
+					return o
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func cmpInt(x, y int64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// conflict counts one claim that no log can satisfy and keeps the first
+// few in words; say is called only for those, since a corrupt history can
+// have millions.
+func (m *keyModel) conflict(say func() string) {
 	m.nConflict++
 	if len(m.conflicts) < conflictsMax {
-		m.conflicts = append(m.conflicts, fmt.Sprintf(format, args...))
+		m.conflicts = append(m.conflicts, say())
 	}
 }
 
@@ -388,6 +507,8 @@ func (m *keyModel) describe(o *kop) string {
 // cite is an op and where it is: "send 1042 -> 88 at index 12..15".
 func (m *keyModel) cite(o *kop) string {
 	switch {
+	case o == nil:
+		return "?"
 	case o.inv < 0 && o.cmp < 0:
 		return m.describe(o)
 	case o.inv < 0:
@@ -436,8 +557,8 @@ func (m *keyModel) describeState(s state) string {
 		if from > 0 {
 			b.WriteString(" …")
 		}
-		for r := from; r < s.n && int(r) < len(m.offs); r++ {
-			fmt.Fprintf(&b, " %d:%s", m.offs[r], m.val(m.owner[r]))
+		for r := from; r < s.n && int(r) < len(m.log); r++ {
+			fmt.Fprintf(&b, " %d:%s", m.log[r].off, m.val(m.log[r].owner))
 		}
 	}
 	fmt.Fprintf(&b, " (reads done: %d)", s.polls)

@@ -106,7 +106,7 @@ func (m *keyModel) segments(minOps int) []segment {
 // another value. The chain has one entry per claimed offset, whatever
 // their span.
 func (m *keyModel) chain() (chain, dead []*kop, hole int) {
-	chain = make([]*kop, len(m.offs))
+	chain = make([]*kop, len(m.log))
 	for _, o := range m.ops {
 		if !o.isSend() {
 			continue

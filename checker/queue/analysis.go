@@ -48,15 +48,12 @@ type valEntry struct {
 	offCop int32
 	// writer is the most definite op that sent the value (-1: none did);
 	// reader the first ok op that read it (-1: never read); polled the
-	// first op of any outcome that read it, and polledOff the offset it
-	// read it at.
+	// first op of any outcome that read it.
 	writer, reader, polled int32
-	polledOff              int64
 	// first and last are the lowest and highest log positions the value
-	// occupies (-1: it has no known offset).
+	// occupies (-1: it has no known offset); they differ when it sits at
+	// several offsets.
 	first, last int32
-	// multi: the value sits at more than one offset.
-	multi bool
 }
 
 // keyState is one key's values and, once built, its version order.
@@ -64,18 +61,21 @@ type keyState struct {
 	name string
 	// ids finds values that the direct table cannot hold; nil until needed.
 	ids  map[histories.ValueID]int32
-	vals []valEntry
+	vals chunks[valEntry]
 	// extra holds (offset, value) pairs beyond each value's first offset:
-	// the rare duplicates. extraSeen dedups them, lazily allocated.
-	extra     []obs
-	extraSeen map[[2]int64]struct{}
+	// the rare duplicates. It may hold a pair twice; build sorts the pairs
+	// and keeps each once, without a map of them.
+	extra chunks[obs]
 
 	// The version order, set by build. pairs are all distinct (offset,
-	// value) pairs sorted by offset then value; offs the distinct offsets,
-	// whose index is the log position; posVal a value at each position.
-	pairs  []obs
+	// value) pairs sorted by offset then value, each as a pairRef; offs the
+	// distinct offsets, whose index is the log position (nil when dense:
+	// minOff, minOff+1, ...); posVid a value (its index in vals) at each
+	// position.
+	pairs  []pairRef
 	offs   []int64
-	posVal []histories.ValueID
+	dense  bool
+	posVid []int32
 	// table maps offset-minOff to a position (-1 for none) when offsets
 	// are dense enough; otherwise position binary-searches offs. Its size
 	// follows the number of offsets, never their span.
@@ -95,11 +95,12 @@ type analysis struct {
 	// deferredInfo are offsets reported by info sends: they enter the log
 	// only once the send is proven committed.
 	deferredInfo []deferred
-	// valueTable maps a value v in [0, len) straight to its entry: (key
-	// id+1)<<32 | index in that key's vals, 0 when unseen. Workloads number
-	// values 0, 1, 2, ..., so this replaces almost every map lookup; other
-	// values, or one value in a second key, use keyState.ids.
-	valueTable    []uint64
+	// valueTable maps a value v in [0, valueTableMax) straight to its
+	// entry: (key id+1)<<32 | index in that key's vals, 0 when unseen.
+	// Workloads number values 0, 1, 2, ..., so this replaces almost every
+	// map lookup; other values, or one value in a second key, use
+	// keyState.ids.
+	valueTable    sparse
 	valueTableMax int64
 	counts        Counts
 	col           collector
@@ -120,7 +121,7 @@ func newAnalysis(h *histories.History, opts Options, max int) *analysis {
 		opts:          opts,
 		keyOf:         make([]int32, h.Syms()),
 		col:           collector{max: max, m: make(map[string]*Anomaly)},
-		valueTableMax: 4*int64(len(h.Events)) + 4096,
+		valueTableMax: 4*int64(len(h.Events)+h.Records()) + 4096,
 		drain:         drainInfo(h, opts.AssumeDrained),
 		drainStart:    -1,
 	}
@@ -232,14 +233,10 @@ func (a *analysis) key(sym histories.Sym) (int32, *keyState) {
 // valueID returns the index of value v in key kid's vals, adding it if new.
 func (a *analysis) valueID(kid int32, ks *keyState, v histories.ValueID) int32 {
 	if v >= 0 && int64(v) < a.valueTableMax {
-		if int64(v) >= int64(len(a.valueTable)) {
-			n := min(max(2*int64(len(a.valueTable)), int64(v)+1, 1024), a.valueTableMax)
-			a.valueTable = append(a.valueTable, make([]uint64, n-int64(len(a.valueTable)))...)
-		}
-		e := a.valueTable[v]
+		e := a.valueTable.get(int64(v))
 		if e == 0 {
 			vid := ks.add(v)
-			a.valueTable[v] = uint64(kid+1)<<32 | uint64(vid)
+			a.valueTable.set(int64(v), uint64(kid+1)<<32|uint64(vid))
 			return vid
 		}
 		if int32(e>>32) == kid+1 {
@@ -259,8 +256,8 @@ func (a *analysis) valueID(kid int32, ks *keyState, v histories.ValueID) int32 {
 
 // lookup returns the index of value v in key kid's vals, or -1.
 func (a *analysis) lookup(kid int32, ks *keyState, v histories.ValueID) int32 {
-	if v >= 0 && int64(v) < int64(len(a.valueTable)) {
-		if e := a.valueTable[v]; int32(e>>32) == kid+1 {
+	if v >= 0 && int64(v) < a.valueTableMax {
+		if e := a.valueTable.get(int64(v)); int32(e>>32) == kid+1 {
 			return int32(uint32(e))
 		}
 	}
@@ -272,8 +269,7 @@ func (a *analysis) lookup(kid int32, ks *keyState, v histories.ValueID) int32 {
 
 // add appends a new value and returns its index in vals.
 func (ks *keyState) add(v histories.ValueID) int32 {
-	ks.vals = append(ks.vals, valEntry{value: v, off: -1, offCop: -1, writer: -1, reader: -1, polled: -1, first: -1, last: -1})
-	return int32(len(ks.vals) - 1)
+	return ks.vals.add(valEntry{value: v, off: -1, offCop: -1, writer: -1, reader: -1, polled: -1, first: -1, last: -1})
 }
 
 // keyOrder lists key ids by key name, so output does not depend on the
@@ -296,7 +292,7 @@ func (a *analysis) collect(ci int32) {
 		if !m.Poll {
 			kid, ks := a.key(m.Key)
 			vid := a.valueID(kid, ks, m.Value)
-			e := &ks.vals[vid]
+			e := ks.vals.at(vid)
 			if e.writer < 0 || out > a.cops[e.writer].out {
 				e.writer = ci
 			}
@@ -331,9 +327,9 @@ func (a *analysis) collect(ci int32) {
 					// poll only ever shows what the log held.
 					ks.observe(vid, off, ci)
 				}
-				e := &ks.vals[vid]
+				e := ks.vals.at(vid)
 				if e.polled < 0 {
-					e.polled, e.polledOff = ci, off
+					e.polled = ci
 				}
 				if out == outOK && e.reader < 0 {
 					e.reader = ci
@@ -345,7 +341,7 @@ func (a *analysis) collect(ci int32) {
 
 // observe records that op ci showed value vid at offset off (off >= 0).
 func (ks *keyState) observe(vid int32, off int64, ci int32) {
-	e := &ks.vals[vid]
+	e := ks.vals.at(vid)
 	if e.off < 0 {
 		e.off, e.offCop = off, ci
 		return
@@ -353,15 +349,17 @@ func (ks *keyState) observe(vid int32, off int64, ci int32) {
 	if e.off == off {
 		return
 	}
-	k := [2]int64{int64(vid), off}
-	if _, seen := ks.extraSeen[k]; seen {
-		return
+	ks.extra.add(obs{off: off, vid: vid, cop: ci})
+}
+
+func cmpInt(x, y int64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
 	}
-	if ks.extraSeen == nil {
-		ks.extraSeen = make(map[[2]int64]struct{})
-	}
-	ks.extraSeen[k] = struct{}{}
-	ks.extra = append(ks.extra, obs{off: off, vid: vid, cop: ci})
+	return 0
 }
 
 // commitInfo decides which info sends are proven committed (an ok poll
@@ -380,7 +378,7 @@ func (a *analysis) commitInfo() {
 				}
 				kid := a.keyOf[m.Key]
 				ks := a.keys[kid]
-				if ks.vals[a.lookup(kid, ks, m.Value)].reader >= 0 {
+				if ks.vals.at(a.lookup(kid, ks, m.Value)).reader >= 0 {
 					cp.committed = true
 					a.counts.IndeterminateRead++
 				}
@@ -393,53 +391,99 @@ func (a *analysis) commitInfo() {
 		}
 	}
 	for _, ks := range a.keys {
-		for i := range ks.vals {
-			if ks.vals[i].reader >= 0 {
+		for i := range int32(ks.vals.len()) {
+			if ks.vals.at(i).reader >= 0 {
 				a.counts.Read++
 			}
 		}
 	}
 }
 
+// pairRef names one (offset, value) pair of a key's log without copying
+// it: r >= 0 is value r's first offset (vals[r].off), r < 0 is extra[-r-1].
+// Four bytes a pair, since a corrupt log can hold as many pairs as the
+// history holds records.
+type pairRef int32
+
+func (ks *keyState) pair(r pairRef) obs {
+	if r >= 0 {
+		e := ks.vals.at(int32(r))
+		return obs{off: e.off, vid: int32(r), cop: e.offCop}
+	}
+	return *ks.extra.at(int32(-r - 1))
+}
+
 // build sorts the key's (offset, value) pairs into its version order and
 // gives every value its positions. O(n log n) in distinct pairs.
 func (ks *keyState) build() {
-	pairs := make([]obs, 0, len(ks.vals)+len(ks.extra))
-	for vid := range ks.vals {
-		if e := &ks.vals[vid]; e.off >= 0 {
-			pairs = append(pairs, obs{off: e.off, vid: int32(vid), cop: e.offCop})
+	n := ks.extra.len()
+	for vid := range int32(ks.vals.len()) {
+		if ks.vals.at(vid).off >= 0 {
+			n++
 		}
 	}
-	for _, x := range ks.extra {
-		ks.vals[x.vid].multi = true
-	}
-	pairs = append(pairs, ks.extra...)
-	slices.SortFunc(pairs, func(x, y obs) int {
-		if x.off != y.off {
-			if x.off < y.off {
-				return -1
-			}
-			return 1
+	pairs := make([]pairRef, 0, n)
+	for vid := range int32(ks.vals.len()) {
+		if ks.vals.at(vid).off >= 0 {
+			pairs = append(pairs, pairRef(vid))
 		}
-		return int(x.vid - y.vid)
+	}
+	for i := range ks.extra.len() {
+		pairs = append(pairs, pairRef(-i-1))
+	}
+	// By offset, value, then op: a pair shown twice keeps the first op
+	// that showed it (ops are numbered in history order).
+	slices.SortFunc(pairs, func(x, y pairRef) int {
+		px, py := ks.pair(x), ks.pair(y)
+		switch {
+		case px.off != py.off:
+			return cmpInt(px.off, py.off)
+		case px.vid != py.vid:
+			return int(px.vid - py.vid)
+		}
+		return int(px.cop - py.cop)
+	})
+	pairs = slices.CompactFunc(pairs, func(x, y pairRef) bool {
+		px, py := ks.pair(x), ks.pair(y)
+		return px.off == py.off && px.vid == py.vid
 	})
 	ks.pairs = pairs
-	for i, p := range pairs {
-		if i == 0 || p.off != pairs[i-1].off {
-			ks.offs = append(ks.offs, p.off)
-			ks.posVal = append(ks.posVal, ks.vals[p.vid].value)
+	// Offsets are nearly always dense (the log's records one after
+	// another): then a position is its offset less the first, and neither
+	// the offsets nor a table of them is kept.
+	npos, last := 0, int64(-1)
+	for i, r := range pairs {
+		if off := ks.pair(r).off; i == 0 || off != last {
+			npos, last = npos+1, off
 		}
-		pos := int32(len(ks.offs) - 1)
-		e := &ks.vals[p.vid]
+	}
+	if npos > 0 {
+		ks.minOff = ks.pair(pairs[0]).off
+		ks.dense = last-ks.minOff == int64(npos-1)
+	}
+	if !ks.dense {
+		ks.offs = make([]int64, 0, npos)
+	}
+	ks.posVid = make([]int32, 0, npos)
+	for i, r := range pairs {
+		p := ks.pair(r)
+		if i == 0 || p.off != last {
+			last = p.off
+			if !ks.dense {
+				ks.offs = append(ks.offs, p.off)
+			}
+			ks.posVid = append(ks.posVid, p.vid)
+		}
+		pos := int32(len(ks.posVid) - 1)
+		e := ks.vals.at(p.vid)
 		if e.first < 0 {
 			e.first = pos
 		}
 		e.last = pos
 	}
 	if n := len(ks.offs); n > 0 {
-		ks.minOff = ks.offs[0]
 		// A direct table costs 4 bytes per offset of span: use it only
-		// when offsets are dense, so that memory follows what was
+		// when offsets are not too sparse, so that memory follows what was
 		// observed. (Offsets are >= 0, so the difference cannot overflow.)
 		if span := ks.offs[n-1] - ks.minOff; span < 4*int64(n)+4096 {
 			ks.table = make([]int32, span+1)
@@ -453,9 +497,23 @@ func (ks *keyState) build() {
 	}
 }
 
+// offAt is the offset of a log position.
+func (ks *keyState) offAt(pos int32) int64 {
+	if ks.dense {
+		return ks.minOff + int64(pos)
+	}
+	return ks.offs[pos]
+}
+
 // position is the log position of an offset, -1 if none was observed.
 func (ks *keyState) position(off int64) int32 {
 	if off < 0 {
+		return -1
+	}
+	if ks.dense {
+		if d := off - ks.minOff; d >= 0 && d < int64(len(ks.posVid)) {
+			return int32(d)
+		}
 		return -1
 	}
 	if ks.table != nil {
@@ -479,17 +537,18 @@ func (a *analysis) val(v histories.ValueID) histories.Val { return a.h.Val(v) }
 func (a *analysis) logAnomalies(ks *keyState) {
 	pairs := ks.pairs
 	for i := 0; i < len(pairs); {
+		off := ks.pair(pairs[i]).off
 		j := i + 1
-		for j < len(pairs) && pairs[j].off == pairs[i].off {
+		for j < len(pairs) && ks.pair(pairs[j]).off == off {
 			j++
 		}
 		if j-i > 1 && a.col.hit(anomaly.InconsistentOffsets, false, false) {
-			off := pairs[i].off
 			ex := Example{Key: ks.name, Offset: &off}
 			var b strings.Builder
 			fmt.Fprintf(&b, "offset %d of key %q holds %d different values:", off, ks.name, j-i)
-			for _, p := range pairs[i:j] {
-				v := a.val(ks.vals[p.vid].value)
+			for _, r := range pairs[i:j] {
+				p := ks.pair(r)
+				v := a.val(ks.vals.at(p.vid).value)
 				ex.Values = append(ex.Values, v)
 				ex.Ops = appendOp(ex.Ops, a.opRef(p.cop))
 				fmt.Fprintf(&b, " %s (op #%d)", v, a.event(p.cop).Index)
@@ -499,33 +558,46 @@ func (a *analysis) logAnomalies(ks *keyState) {
 		}
 		i = j
 	}
-	if len(ks.extra) == 0 {
-		return
+	// Duplicates: each value at several offsets, its first offsets in
+	// order (a corrupt log can put one value at millions).
+	type dup struct {
+		vid   int32
+		n     int
+		first []obs
 	}
-	// Duplicates are rare: gather each one's pairs, in position order.
-	dups := make(map[int32][]obs)
-	var order []int32
-	for _, p := range pairs {
-		if !ks.vals[p.vid].multi {
+	var dups []*dup
+	byVid := map[int32]*dup{}
+	for _, r := range pairs {
+		p := ks.pair(r)
+		if e := ks.vals.at(p.vid); e.first == e.last {
 			continue
 		}
-		if _, ok := dups[p.vid]; !ok {
-			order = append(order, p.vid)
+		d := byVid[p.vid]
+		if d == nil {
+			d = &dup{vid: p.vid}
+			byVid[p.vid] = d
+			dups = append(dups, d)
 		}
-		dups[p.vid] = append(dups[p.vid], p)
+		d.n++
+		if len(d.first) < skippedMax {
+			d.first = append(d.first, p)
+		}
 	}
-	for _, vid := range order {
+	for _, d := range dups {
 		if !a.col.hit(anomaly.Duplicate, false, false) {
 			continue
 		}
-		v := a.val(ks.vals[vid].value)
+		v := a.val(ks.vals.at(d.vid).value)
 		ex := Example{Key: ks.name, Value: &v}
 		var b strings.Builder
-		fmt.Fprintf(&b, "value %s appears at %d offsets of key %q:", v, len(dups[vid]), ks.name)
-		for _, p := range dups[vid] {
+		fmt.Fprintf(&b, "value %s appears at %d offsets of key %q:", v, d.n, ks.name)
+		for _, p := range d.first {
 			ex.Offsets = append(ex.Offsets, p.off)
 			ex.Ops = appendOp(ex.Ops, a.opRef(p.cop))
 			fmt.Fprintf(&b, " %d (op #%d)", p.off, a.event(p.cop).Index)
+		}
+		if d.n > len(d.first) {
+			fmt.Fprintf(&b, " … and %d more", d.n-len(d.first))
 		}
 		ex.Explanation = b.String()
 		a.col.add(anomaly.Duplicate, ex)
@@ -542,29 +614,30 @@ func (a *analysis) logAnomalies(ks *keyState) {
 // value an ok poll read.
 func (a *analysis) durability(ks *keyState) {
 	bound, boundVid := int32(-1), int32(-1)
-	for vid := range ks.vals {
-		if e := &ks.vals[vid]; e.reader >= 0 && e.first > bound {
+	for vid := range int32(ks.vals.len()) {
+		if e := ks.vals.at(vid); e.reader >= 0 && e.first > bound {
 			bound, boundVid = e.first, int32(vid)
 		}
 	}
-	pos := int32(-1)
-	for i, p := range ks.pairs {
-		if i == 0 || p.off != ks.pairs[i-1].off {
-			pos++
+	pos, last := int32(-1), int64(-1)
+	for i, r := range ks.pairs {
+		p := ks.pair(r)
+		if i == 0 || p.off != last {
+			pos, last = pos+1, p.off
 		}
-		if ks.vals[p.vid].first == pos {
+		if ks.vals.at(p.vid).first == pos {
 			a.valueAnomalies(ks, p.vid, bound, boundVid)
 		}
 	}
-	for vid := range ks.vals {
-		if ks.vals[vid].first < 0 {
+	for vid := range int32(ks.vals.len()) {
+		if ks.vals.at(vid).first < 0 {
 			a.valueAnomalies(ks, int32(vid), bound, boundVid)
 		}
 	}
 }
 
 func (a *analysis) valueAnomalies(ks *keyState, vid, bound, boundVid int32) {
-	e := &ks.vals[vid]
+	e := ks.vals.at(vid)
 	switch {
 	case e.writer < 0:
 		if e.polled >= 0 && !a.h.Fragment {
@@ -601,26 +674,26 @@ func (a *analysis) valueAnomalies(ks *keyState, vid, bound, boundVid int32) {
 	case e.last < 0:
 		at = "acknowledged without an offset"
 	case w.out == outInfo:
-		at = fmt.Sprintf("from an indeterminate send proven committed (another of its values was read), at offset %d", ks.offs[e.last])
+		at = fmt.Sprintf("from an indeterminate send proven committed (another of its values was read), at offset %d", ks.offAt(e.last))
 	default:
-		at = fmt.Sprintf("acknowledged at offset %d", ks.offs[e.last])
+		at = fmt.Sprintf("acknowledged at offset %d", ks.offAt(e.last))
 	}
 	if e.last >= 0 {
-		off := ks.offs[e.last]
+		off := ks.offAt(e.last)
 		ex.Offset = &off
 	}
 	var boundOff int64 = -1
 	if bound >= 0 {
-		boundOff = ks.offs[bound]
+		boundOff = ks.offAt(bound)
 		ex.MaxReadOffset = &boundOff
 	}
 	subject := fmt.Sprintf("value %s of key %q, %s, was never read", v, ks.name, at)
 	switch {
 	case name == anomaly.LostWrite:
-		reader := ks.vals[boundVid].reader
+		reader := ks.vals.at(boundVid).reader
 		ex.Ops = append(ex.Ops, a.opRef(reader))
 		ex.Explanation = fmt.Sprintf("%s, though op #%d read value %s at offset %d, at or after it", subject,
-			a.event(reader).Index, a.val(ks.vals[boundVid].value), boundOff)
+			a.event(reader).Index, a.val(ks.vals.at(boundVid).value), boundOff)
 	case bound < 0:
 		ex.Explanation = subject + ": no poll read that key"
 	case e.last < 0:
@@ -655,14 +728,36 @@ func (a *analysis) garbageRead(ks *keyState, e *valEntry) {
 	v := a.val(e.value)
 	ex := Example{Key: ks.name, Value: &v, Ops: []OpRef{a.opRef(e.polled)}}
 	at := "without an offset"
-	if e.polledOff >= 0 {
-		off := e.polledOff
+	if off := a.offsetRead(e.polled, ks, e.value); off >= 0 {
 		ex.Offset = &off
 		at = fmt.Sprintf("at offset %d", off)
 	}
 	ex.Explanation = fmt.Sprintf("op #%d read value %s of key %q %s, but no send in the history wrote it to that key",
 		a.event(e.polled).Index, v, ks.name, at)
 	a.col.add(anomaly.GarbageRead, ex)
+}
+
+// offsetRead is the offset at which op ci first read value v of key ks
+// (-1: without one): for examples, so looked up rather than stored.
+func (a *analysis) offsetRead(ci int32, ks *keyState, v histories.ValueID) int64 {
+	h := a.h
+	for _, m := range a.micros(ci) {
+		if !m.Poll {
+			continue
+		}
+		for _, kr := range h.Reads[m.Reads.Start:m.Reads.End()] {
+			if h.Text(kr.Key) != ks.name {
+				continue
+			}
+			rs := h.RecsOf(&kr)
+			for i, x := range rs.Vals {
+				if x == v {
+					return rs.Offset(i)
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // appendOp adds r unless the list names it already: one poll may show a

@@ -80,9 +80,9 @@ func (a *analysis) sendPos(ks *keyState, kid int32, ci int32, m *histories.Micro
 		r.pos = ks.position(m.Offset)
 	}
 	if r.pos < 0 {
-		if vid := a.lookup(kid, ks, m.Value); vid >= 0 && ks.vals[vid].first >= 0 {
-			r.pos = ks.vals[vid].first
-			r.off = ks.offs[r.pos]
+		if vid := a.lookup(kid, ks, m.Value); vid >= 0 && ks.vals.at(vid).first >= 0 {
+			r.pos = ks.vals.at(vid).first
+			r.off = ks.offAt(r.pos)
 		}
 	}
 	return r
@@ -94,9 +94,9 @@ func (a *analysis) recPos(ks *keyState, kid int32, ci int32, r histories.Rec) re
 	out := rec{off: r.Offset, val: r.Value, pos: -1, cop: ci}
 	if r.Offset >= 0 {
 		out.pos = ks.position(r.Offset)
-	} else if vid := a.lookup(kid, ks, r.Value); vid >= 0 && ks.vals[vid].first >= 0 {
-		out.pos = ks.vals[vid].first
-		out.off = ks.offs[out.pos]
+	} else if vid := a.lookup(kid, ks, r.Value); vid >= 0 && ks.vals.at(vid).first >= 0 {
+		out.pos = ks.vals.at(vid).first
+		out.off = ks.offAt(out.pos)
 	}
 	return out
 }
@@ -243,8 +243,8 @@ func (a *analysis) skip(ks *keyState, prev, cur rec, name string, allowed bool) 
 	d := cur.pos - prev.pos
 	ex := a.moveExample(ks, prev, cur, allowed)
 	hi := min(cur.pos, prev.pos+1+skippedMax)
-	for _, v := range ks.posVal[prev.pos+1 : hi] {
-		ex.Skipped = append(ex.Skipped, a.val(v))
+	for _, vid := range ks.posVid[prev.pos+1 : hi] {
+		ex.Skipped = append(ex.Skipped, a.val(ks.vals.at(vid).value))
 	}
 	ex.Explanation = fmt.Sprintf("%s, skipping %d record(s) that exist", a.moveText(ks, prev, cur), d-1)
 	if allowed {

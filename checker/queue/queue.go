@@ -90,9 +90,9 @@ type Example struct {
 	// Offset is where Value was acknowledged or seen (lost-write, unseen,
 	// garbage-read) or the contested offset (inconsistent-offsets).
 	Offset *int64 `json:"offset,omitempty"`
-	// Offsets are every offset of a duplicate (ascending), or the
-	// earlier and later offset of a skip or nonmonotonic case (-1 where a
-	// message's offset is unknown and its position came from elsewhere).
+	// Offsets are the offsets of a duplicate (ascending, the first 16;
+	// the explanation says how many), or the earlier and later offset of a
+	// skip or nonmonotonic case.
 	Offsets []int64 `json:"offsets,omitempty"`
 	// Delta is how many log positions a skip or nonmonotonic case moved:
 	// 1 would have been the next record.
