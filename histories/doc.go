@@ -9,36 +9,57 @@
 //
 // # JSON Lines
 //
-// The on-disk format is JSON Lines (history.jsonl), one event per line, as the
-// design brief describes. [AppendOp] encodes an op and a hand-written scanner
-// decodes it, both without reflection, because a history can hold millions of
-// ops. The form of a value is decided by its content: a list of
-// micro-operations is [Value.Mops], an assign's or subscribe's list of keys is
-// [Value.Keys] (integer keys, as Jepsen writes them, become decimal text), and
-// anything else (a nemesis description) is kept as compact JSON in
-// [Value.Raw].
+// The on-disk format is JSON Lines (history.jsonl), one event per line.
+// [AppendOp] encodes an op and a hand-written scanner decodes it, both
+// without reflection, because a history can hold millions of ops (a fuzz
+// test compares the scanner with the same schema read through
+// encoding/json). The form of a value is decided by its content: a list of
+// micro-operations is [Value.Mops], an assign's or subscribe's list of keys
+// is [Value.Keys] (integer keys, as Jepsen writes them, become decimal
+// text), and anything else (a nemesis description) is kept as compact JSON
+// in [Value.Raw]. Message values are opaque: integers (all Garantia
+// records), or Jepsen's keywords, strings and nil, kept as their JSON text
+// ([Record]); record offsets may be null. An op may carry Jepsen's
+// rebalance log ([Op.RebalanceLog]).
 //
 // A [Writer] appends as events happen and flushes at least once every
 // [FlushInterval], so a harness that dies mid-run still leaves a history that
 // can be checked; a [Recorder] on top of it numbers and timestamps the ops of
 // many concurrent clients. A [Reader] streams a history back; [ReadFile] and
 // [ReadAll] read a whole one on all CPUs. Both name the file and line of
-// anything malformed, require indexes to increase strictly (not densely, so a
-// filtered history still reads), and skip with a warning a last line cut off
-// mid-write.
+// anything malformed and require the lines in the order the events
+// happened: indexes increasing strictly (not densely, so a filtered
+// history still reads) and times never decreasing. Text must be valid
+// UTF-8 (two keys differing only in bytes that are not text must not merge
+// into one). Only a torn last line is skipped, with a warning: one without
+// a newline that is not whole JSON, as a writer that died mid-write (or a
+// power loss after it) leaves; a whole last line is held to the schema
+// like any other.
 //
 // # Jepsen's EDN
 //
 // Histories convert to and from Jepsen's EDN (history.edn) so that a Jepsen
 // user can check an existing Kafka history with Garantia and take Garantia's
-// to Jepsen's tools and Elle: [ReadEDNFile] imports, [WriteEDN] exports. Our
-// own histories survive JSONL → EDN → JSONL unchanged. [Load] reads either
-// format by the file's extension.
+// to Jepsen's tools and Elle: [ReadEDNFile] imports, [WriteEDN] exports
+// (`garantia export`). Our own histories survive JSONL → EDN → JSONL
+// unchanged (keyword values come back as strings).
 //
-// # Pairing
+// # Loading and pairing
 //
-// [Pair] links each client invocation to its completion and reports any
-// process that breaks the one-operation-at-a-time rule.
+// [Load] reads a file of either format (by its extension) and checks it
+// whole: besides every line, that invocations and completions pair up
+// ([Pair]: a client process runs one operation at a time; each completion
+// follows its process's invocation, with the same f and micro-ops; a
+// completed drain was invoked) and that the file holds at least one op.
+// The first break of a rule is an error naming the file, the line and the
+// rule. [LoadHistory] does the same into a [History], the compact form the
+// checkers analyse (its memory follows the history's size), and [FromOps]
+// makes one of ops in memory. A fragment of a history (LoadOptions.Fragment)
+// may begin with completions whose invocations were cut off.
+//
+// The final drain is recorded as process [NemesisProcess] ops with f
+// [FDrain]; [History.Drain] says whether it completed, which is what makes
+// an acknowledged message no poll read a loss rather than lag.
 //
 // # The store
 //

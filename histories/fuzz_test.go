@@ -76,6 +76,8 @@ var ednSeeds = []string{
 	`{:type :info, :f :x, :value ["send" 1 2.5], :time 1, :process -1, :node "n1"}`,
 	"[#jepsen.history.Op{:index 0, :time 100, :type :invoke, :process 0, :f :send, :value [[:send 11 641]]}\n #_ {:a 1} ; c\n {:type :ok, :f :crash, :time 2, :process 0, :value nil}]",
 	"{:type :ok, :f :crash, :time 2, :process 0}\n{:type :ok, :f :crash, :ti",
+	`{:type :ok, :f :poll, :value [[:poll {:x [[0 :a] [nil "b"] [2 nil]]}]], :time 1, :process 0, :rebalance-log [{:keys [:x 1] :at 5} {}]}`,
+	`{:type :ok, :f :send, :value [[:send :x [nil nil]] [:send :y :kw] [:send :z 1.5]], :time 1, :process 0}`,
 }
 
 // FuzzEDN checks that EDN import never panics, that imported ops export

@@ -643,7 +643,7 @@ func (d *decoder) rebalanceLog() ([]Rebalance, error) {
 			return nil, d.errf("want a rebalance {\"keys\": [...]}, got %s", d.snippetAt(d.i))
 		}
 		d.i++
-		var rb Rebalance
+		rb := Rebalance{Keys: []string{}} // an entry without keys holds none
 		for more := d.open('}'); more; {
 			if d.peek() != '"' {
 				return nil, d.errf("want a field name in quotes, got %s", d.snippetAt(d.i))

@@ -337,7 +337,7 @@ func refRebalance(raw json.RawMessage) ([]Rebalance, error) {
 		if err != nil {
 			return nil, err
 		}
-		var rb Rebalance
+		rb := Rebalance{Keys: []string{}}
 		for _, f := range fields {
 			if f.name != "keys" {
 				continue

@@ -94,6 +94,14 @@
 // for the whole test when it subscribes; here one process's subscribe
 // excuses only that process). A case is inconclusive as unseen says.
 //
+// A history with no drain markers at all counts as not drained, rather
+// than as drained: it is what a run interrupted or crashed before its
+// drain leaves, and the markers are the only evidence a history carries
+// that its last values were looked for. Tools that record no markers but
+// end with final polls (Jepsen's) are judged as Jepsen judges them with
+// Options.AssumeDrained (`--assume-drained`), which the user chooses
+// knowing where the history came from.
+//
 // The result is invalid when some case is neither allowed nor
 // inconclusive; else unknown when some case is inconclusive, or when
 // nothing was acknowledged and nothing read (which proves nothing); else

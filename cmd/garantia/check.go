@@ -262,9 +262,14 @@ file, the line and the rule broken.
 An acknowledged message that no poll read proves a loss only once the
 history records a completed final drain (the harness's "drain" ops):
 without one it may just not have been reached, so "unseen" is reported but
-its verdict is unknown (exit 2), and the summary says why. Histories from
-tools that record no drain markers (Jepsen's) end with their own final
-polls: --assume-drained judges them as Jepsen does.
+its verdict is unknown (exit 2), and the summary says why. A history with
+no drain markers at all counts as not drained: that is what an interrupted
+or crashed run leaves, and calling its lag a loss would fail a release for
+nothing. Histories from tools that record no markers but end with their
+own final polls (Jepsen's, older garantia runs) take --assume-drained,
+which judges them as Jepsen does. --fragment checks a piece cut from the
+middle of a history: completions whose invocations were cut off, and
+reads of values sent before the cut, are accepted.
 
 Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments or a malformed
 history, 255 internal failure (a bug: the message says where).

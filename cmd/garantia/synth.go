@@ -158,7 +158,8 @@ func faultNames() string {
 func synthUsage(w io.Writer, fs *pflag.FlagSet) {
 	fmt.Fprintln(w, "Usage: garantia synth [flags]")
 	fmt.Fprintln(w, "\nSimulates a correct Kafka-like queue under a Jepsen-style workload and writes")
-	fmt.Fprintln(w, "its history (JSON Lines), ending with a final drain that reads every key. With")
+	fmt.Fprintln(w, "its history (JSON Lines), ending with a final drain that reads every key, between")
+	fmt.Fprintln(w, "the drain markers (f \"drain\", process -1) that garantia check needs to judge unseen. With")
 	fmt.Fprintln(w, "--fault it injects one anomaly, which `garantia check` must then report. The")
 	fmt.Fprintln(w, "seed and the injected fault are printed (to stderr when the history goes to")
 	fmt.Fprintln(w, "stdout).\n\nExample: garantia synth --ops 1000000 --out /tmp/h.jsonl\n\nFlags:")
