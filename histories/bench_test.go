@@ -130,3 +130,22 @@ func BenchmarkEncodeEDN(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadHistory is BenchmarkReadFile into the compact History that
+// garantia check analyses: the same decoding, plus pairing and storing.
+func BenchmarkLoadHistory(b *testing.B) {
+	data := benchHistory(b)
+	path := filepath.Join(b.TempDir(), HistoryFile)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h, err := LoadHistory(path, LoadOptions{})
+		if err != nil || len(h.Events) != benchOps {
+			b.Fatal(err)
+		}
+	}
+}
