@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -160,10 +158,7 @@ func (j *junitFlags) finish(code int, results *checker.Results, suite string, st
 // suiteName names a run's JUnit suite: its test's name from test.json,
 // else the history's path.
 func suiteName(dir, historyPath string) string {
-	var t struct {
-		Name string `json:"name"`
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, histories.TestFile)); err == nil && json.Unmarshal(b, &t) == nil && t.Name != "" {
+	if t, _, err := histories.LoadTestInfo(dir); err == nil && t != nil && t.Name != "" {
 		return t.Name
 	}
 	return historyPath
