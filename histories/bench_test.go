@@ -47,6 +47,15 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkReadFile is BenchmarkDecode through the file system, with the op
 // slice sized from the file.
 func BenchmarkReadFile(b *testing.B) {
+	benchFile(b, func(path string) (int, error) {
+		ops, _, err := ReadFile(path)
+		return len(ops), err
+	})
+}
+
+// benchFile times read on the benchmark history written to a file; read
+// returns the number of ops it read.
+func benchFile(b *testing.B, read func(path string) (int, error)) {
 	data := benchHistory(b)
 	path := filepath.Join(b.TempDir(), HistoryFile)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -56,9 +65,8 @@ func BenchmarkReadFile(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		ops, _, err := ReadFile(path)
-		if err != nil || len(ops) != benchOps {
-			b.Fatal(len(ops), err)
+		if n, err := read(path); err != nil || n != benchOps {
+			b.Fatal(n, err)
 		}
 	}
 }
@@ -134,18 +142,11 @@ func BenchmarkEncodeEDN(b *testing.B) {
 // BenchmarkLoadHistory is BenchmarkReadFile into the compact History that
 // garantia check analyses: the same decoding, plus pairing and storing.
 func BenchmarkLoadHistory(b *testing.B) {
-	data := benchHistory(b)
-	path := filepath.Join(b.TempDir(), HistoryFile)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	benchFile(b, func(path string) (int, error) {
 		h, err := LoadHistory(path, LoadOptions{})
-		if err != nil || len(h.Events) != benchOps {
-			b.Fatal(err)
+		if err != nil {
+			return 0, err
 		}
-	}
+		return len(h.Events), nil
+	})
 }

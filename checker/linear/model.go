@@ -1,6 +1,7 @@
 package linear
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -110,7 +111,7 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 	}
 	slices.SortFunc(claims, func(a, b claim) int {
 		if a.off != b.off {
-			return cmpInt(a.off, b.off)
+			return cmp.Compare(a.off, b.off)
 		}
 		return int(a.by - b.by) // the first ack in history order
 	})
@@ -154,9 +155,9 @@ func newKeyModel(h *histories.History, k *keyOps) *keyModel {
 		// make the key not linearizable whichever owns it: the smallest.
 		slices.SortFunc(extra, func(a, b logEntry) int {
 			if a.off != b.off {
-				return cmpInt(a.off, b.off)
+				return cmp.Compare(a.off, b.off)
 			}
-			return cmpInt(int64(a.owner), int64(b.owner))
+			return cmp.Compare(int64(a.owner), int64(b.owner))
 		})
 		extra = slices.Compact(extra)
 		m.mergeReads(k, extra)
@@ -334,16 +335,6 @@ func (m *keyModel) claimant(k *keyOps, by int32, off int64, v histories.ValueID)
 		}
 	}
 	return nil
-}
-
-func cmpInt(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 // conflict counts one claim that no log can satisfy and keeps the first

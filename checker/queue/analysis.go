@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -352,16 +353,6 @@ func (ks *keyState) observe(vid int32, off int64, ci int32) {
 	ks.extra.add(obs{off: off, vid: vid, cop: ci})
 }
 
-func cmpInt(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
-}
-
 // commitInfo decides which info sends are proven committed (an ok poll
 // read one of their values, in any key), lets their reported offsets into
 // the logs, and counts reads.
@@ -437,7 +428,7 @@ func (ks *keyState) build() {
 		px, py := ks.pair(x), ks.pair(y)
 		switch {
 		case px.off != py.off:
-			return cmpInt(px.off, py.off)
+			return cmp.Compare(px.off, py.off)
 		case px.vid != py.vid:
 			return int(px.vid - py.vid)
 		}

@@ -304,9 +304,6 @@ func refCheck(ops []histories.Op, assumeDrained, fragment bool) (refCounts, verd
 	}
 
 	// Order.
-	type place struct {
-		pos int
-	}
 	recPos := func(k string, r refRecord) int {
 		if r.off >= 0 {
 			return position(k, r.off)
