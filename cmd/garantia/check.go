@@ -87,7 +87,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 
 // checkGCPercent is the garbage collector's target in a check (see
 // runtime/debug.SetGCPercent): measured on a 10,000,000-event history, 30
-// costs 3% more CPU than the default 100 and half the peak memory.
+// costs 8% more CPU than the default 100 (27 s against 25) and a third
+// less memory (2.2 GB against 3.4).
 const checkGCPercent = 30
 
 // check checks the history at path and returns the exit code, the results
