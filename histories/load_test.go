@@ -250,3 +250,26 @@ func TestValJSON(t *testing.T) {
 		t.Error("a list unmarshals as a value")
 	}
 }
+
+// The drain markers are ops like any other in both formats: exported to
+// EDN and read back, the drain is still completed.
+func TestDrainMarkersInEDN(t *testing.T) {
+	ops, _, err := ReadAll(strings.NewReader(invokeP0+"\n"+okP0+"\n"+drainInv+"\n"+drainOK+"\n"), "h.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edn strings.Builder
+	if err := WriteEDN(&edn, ops); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(edn.String(), ":process :nemesis, :f :drain") {
+		t.Fatalf("EDN lacks the drain marker:\n%s", edn.String())
+	}
+	h, err := loadBoth(t, "h.edn", edn.String(), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Drain.State != DrainCompleted || h.Drain.Start != 2 || h.Drain.End != 3 {
+		t.Fatalf("drain %+v after EDN", h.Drain)
+	}
+}

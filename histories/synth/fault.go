@@ -8,10 +8,11 @@ import (
 	"strings"
 
 	"github.com/garantia/garantia/histories"
+	"github.com/garantia/garantia/histories/anomaly"
 )
 
 // Fault names one anomaly that [Inject] can put into a correct history. Its
-// value is the name of the anomaly in Jepsen's taxonomy.
+// value is the anomaly's name in the one table of them, histories/anomaly.
 type Fault string
 
 // The faults Inject knows.
@@ -19,35 +20,35 @@ const (
 	// LostWrite: an acknowledged send (with a known offset) is never read,
 	// although later offsets of its key are. Every reader that passes over
 	// its offset reassigns the partition there, so no poll visibly skips.
-	LostWrite Fault = "lost-write"
+	LostWrite Fault = anomaly.LostWrite
 	// Duplicate: a value that was read at its offset shows up again at the
 	// end of its key, as a retried produce without idempotence would.
-	Duplicate Fault = "duplicate"
+	Duplicate Fault = anomaly.Duplicate
 	// InconsistentOffsets: one poll reads, at an offset, the value of a
 	// timed-out send instead of the value every other reader saw there, as a
 	// consumer fetching from a divergent replica would.
-	InconsistentOffsets Fault = "inconsistent-offsets"
+	InconsistentOffsets Fault = anomaly.InconsistentOffsets
 	// Unseen: the last few records of a key, among them an acknowledged
 	// send, are never delivered to any poll.
-	Unseen Fault = "unseen"
+	Unseen Fault = anomaly.Unseen
 	// NonmonotonicPoll: a poll starts with records its process had already
 	// read in its previous poll of that key (its position moved back).
-	NonmonotonicPoll Fault = "nonmonotonic-poll"
+	NonmonotonicPoll Fault = anomaly.NonmonotonicPoll
 	// PollSkip: a poll starts past the next record its process should have
 	// read (its position jumped ahead); the skipped records are read by
 	// others.
-	PollSkip Fault = "poll-skip"
+	PollSkip Fault = anomaly.PollSkip
 	// NonmonotonicSend: two successive acknowledged sends of one process to
 	// a key land in the log in the opposite order.
-	NonmonotonicSend Fault = "nonmonotonic-send"
+	NonmonotonicSend Fault = anomaly.NonmonotonicSend
 	// IntPollSkip: one poll leaves out a record in the middle of what it
 	// read (others read it).
-	IntPollSkip Fault = "int-poll-skip"
+	IntPollSkip Fault = anomaly.IntPollSkip
 	// IntNonmonotonicPoll: one poll delivers a record twice in a row.
-	IntNonmonotonicPoll Fault = "int-nonmonotonic-poll"
+	IntNonmonotonicPoll Fault = anomaly.IntNonmonotonicPoll
 	// AbortedRead: the value of a failed send is read (appended to its key
 	// after the end), Jepsen's G1a.
-	AbortedRead Fault = "G1a"
+	AbortedRead Fault = anomaly.G1a
 )
 
 // Faults lists every fault, in a fixed order.
