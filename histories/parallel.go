@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/garantia/garantia/internal/crash"
 )
 
 // parallelBlockBytes is how much of a history one worker decodes at a time:
@@ -223,7 +225,7 @@ func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, f
 		}
 		res.seq, res.err, res.bytes = b.seq, b.err, len(b.data)
 		if b.err == nil {
-			decodeBlock(d, name, b, res)
+			decodeBlockSafely(d, name, b, res)
 			select {
 			case freeBufs <- b.buf:
 			default:
@@ -234,6 +236,20 @@ func decodeBlocks(name string, blocks <-chan *pblock, results chan<- *presult, f
 		case <-done:
 		}
 	}
+}
+
+// decodeBlockSafely is decodeBlock with a panic (a bug, say on input the
+// fuzzers never found) turned into the block's error: a panic in this
+// goroutine could not be recovered by anyone else, and would end the
+// process as though the history were unknown.
+func decodeBlockSafely(d *decoder, name string, b *pblock, res *presult) {
+	defer func() {
+		if r := recover(); r != nil {
+			res.err = crash.Errorf(r, fmt.Sprintf("reading %s from line %d", name, b.firstLine))
+			*d = *newDecoder() // its state is unknown
+		}
+	}()
+	decodeBlock(d, name, b, res)
 }
 
 func decodeBlock(d *decoder, name string, b *pblock, res *presult) {

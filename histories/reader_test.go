@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/garantia/garantia/internal/crash"
 )
 
 func TestReadFileFixtures(t *testing.T) {
@@ -262,5 +264,19 @@ func TestLoadPicksTheFormat(t *testing.T) {
 		if err != nil || len(ops) == 0 {
 			t.Fatalf("Load(%s): %d ops, %v", f, len(ops), err)
 		}
+	}
+}
+
+// A panic while decoding a block (a bug) comes back as the block's error,
+// naming where it happened, rather than killing the process from a
+// goroutine nobody can recover.
+func TestDecodeBlockPanicIsAnError(t *testing.T) {
+	d := newDecoder()
+	d.ar = &arena{reuse: true, maps: []map[string][]Record{nil}} // a broken arena: writing the poll's map panics
+	line := `{"index":0,"time":1,"process":0,"type":"ok","f":"poll","value":[["poll",{"k":[[0,1]]}]]}` + "\n"
+	res := &presult{}
+	decodeBlockSafely(d, "h.jsonl", &pblock{data: []byte(line), firstLine: 7}, res)
+	if !crash.Is(res.err) || !strings.Contains(res.err.Error(), "reading h.jsonl from line 7") {
+		t.Fatalf("error %v, want a recovered panic naming the block", res.err)
 	}
 }
