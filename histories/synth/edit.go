@@ -29,10 +29,17 @@ func newEditor(in []histories.Op) *editor {
 		replace: map[int][]histories.Op{},
 		partner: make([]int, len(in)),
 	}
-	open := map[int64]int{}
+	pairing, _ := histories.Pair(e.ops) // a generated history pairs up
 	for i := range e.ops {
 		op := &e.ops[i]
 		e.partner[i] = -1
+		if op.IsClient() {
+			if j := pairing.Completion[i]; j >= 0 {
+				e.partner[i] = j
+			} else if j := pairing.Invocation[i]; j >= 0 {
+				e.partner[i] = j
+			}
+		}
 		e.nextPID = max(e.nextPID, op.Process+1)
 		for _, m := range op.Value.Mops {
 			e.nextVal = max(e.nextVal, m.Value+1)
@@ -41,15 +48,6 @@ func newEditor(in []histories.Op) *editor {
 					e.nextVal = max(e.nextVal, r.Value+1)
 				}
 			}
-		}
-		if !op.IsClient() {
-			continue
-		}
-		if op.Type == histories.Invoke {
-			open[op.Process] = i
-		} else if j, ok := open[op.Process]; ok {
-			e.partner[i], e.partner[j] = j, i
-			delete(open, op.Process)
 		}
 	}
 	return e
