@@ -24,6 +24,11 @@ var ErrClosed = errors.New("histories: writer is closed")
 // last one written: the file would not read back (see [Reader]).
 var ErrIndexOrder = errors.New("histories: op index does not increase")
 
+// ErrTimeOrder is returned by Write for an op whose time is before the last
+// one written: events are recorded in the order they happened, and the
+// file would not read back.
+var ErrTimeOrder = errors.New("histories: op time goes backwards")
+
 // Writer appends ops to a JSON Lines history. It buffers lines and writes
 // them out when the buffer fills, at least every [FlushInterval] from a
 // background goroutine, and on Flush and Close. All methods are safe for
@@ -35,10 +40,12 @@ type Writer struct {
 	buf      []byte
 	next     int64 // the lowest index the next op may have
 	lastTime int64 // the time of the last op a Recorder recorded
-	err      error // sticky: the first write error
-	closed   bool
-	stop     chan struct{}
-	done     chan struct{}
+	// lastWritten is the time of the last op written (when next > 0).
+	lastWritten int64
+	err         error // sticky: the first write error
+	closed      bool
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 // NewWriter returns a Writer to w and starts its flushing goroutine; Close
@@ -100,12 +107,15 @@ func (w *Writer) writeLocked(op *Op) error {
 	if op.Index < w.next {
 		return fmt.Errorf("%w: got %d after %d", ErrIndexOrder, op.Index, w.next-1)
 	}
+	if w.next > 0 && op.Time < w.lastWritten {
+		return fmt.Errorf("%w: got %d after %d", ErrTimeOrder, op.Time, w.lastWritten)
+	}
 	var err error
 	if w.buf, err = AppendOp(w.buf, op); err != nil {
 		return err
 	}
 	w.buf = append(w.buf, '\n')
-	w.next = op.Index + 1
+	w.next, w.lastWritten = op.Index+1, op.Time
 	if len(w.buf) >= flushBytes {
 		return w.flushLocked()
 	}
@@ -189,6 +199,9 @@ func WriteAll(w io.Writer, ops []Op) error {
 	for i := range ops {
 		if ops[i].Index < next {
 			return fmt.Errorf("%w: got %d after %d", ErrIndexOrder, ops[i].Index, next-1)
+		}
+		if i > 0 && ops[i].Time < ops[i-1].Time {
+			return fmt.Errorf("%w: got %d after %d", ErrTimeOrder, ops[i].Time, ops[i-1].Time)
 		}
 		var err error
 		if buf, err = AppendOp(buf, &ops[i]); err != nil {

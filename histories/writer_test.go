@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -144,6 +145,12 @@ func TestWriterRefusesBadOps(t *testing.T) {
 	}
 	if err := w.Write(Op{Index: 5, Type: OK, F: FCrash}); !errors.Is(err, ErrIndexOrder) {
 		t.Fatalf("repeated index: %v, want ErrIndexOrder", err)
+	}
+	if err := w.Write(Op{Index: 6, Time: -1, Type: OK, F: FCrash}); !errors.Is(err, ErrTimeOrder) {
+		t.Fatalf("time going back: %v, want ErrTimeOrder", err)
+	}
+	if err := WriteAll(io.Discard, []Op{{Index: 0, Time: 5, Type: OK, F: FCrash}, {Index: 1, Time: 4, Type: OK, F: FCrash}}); !errors.Is(err, ErrTimeOrder) {
+		t.Fatalf("WriteAll with time going back: %v, want ErrTimeOrder", err)
 	}
 	if err := w.Write(Op{Index: 6, Type: "okk", F: FCrash}); err == nil {
 		t.Fatal("bad type accepted")
