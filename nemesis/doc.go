@@ -1,5 +1,6 @@
 // Package nemesis injects the faults of a test: network partitions, kills,
-// pauses and packet faults, on a schedule drawn from the test's seed.
+// pauses, packet faults and power loss, on a schedule drawn from the
+// test's seed.
 //
 // The pieces, in the order a run uses them:
 //
@@ -45,6 +46,9 @@
 //	packet      one, minority, majority, all, leader     (latency or loss on
 //	            every link to and from the targets)
 //	            f: start-packet / stop-packet
+//	power       one, minority, majority, all, leader     (SIGKILL, power
+//	            cut of the data folder, restart)
+//	            f: power-off / power-on
 //
 // Targets: one is a single node; minority the largest minority; majority
 // the smallest majority; all every node; leader the node that currently
@@ -54,10 +58,20 @@
 // isolates the leader, and majorities-ring and bridge are Jepsen's grudges
 // of those names (see [MajoritiesRingGrudge] and [BridgeGrudge]).
 //
+// Power: power-off kills every target (SIGKILL, waiting for each to
+// exit), then cuts the power of each one's data folder (Config.Power, the
+// power-loss filesystems of package db/powerfs that the harness mounts
+// under the data folders): what was not fsynced is gone, as after a
+// power failure, where a kill alone loses nothing the kernel's page cache
+// held. The targets go down together, as on one power feed. power-on,
+// after the step's duration, starts them on what survived. The
+// completion of power-off says, by node, what its cut undid (files
+// reverted, bytes lost, folder entries undone, torn writes).
+//
 // Schedule shape: faults are spaced by gaps drawn uniformly from
 // [interval/2, 3*interval/2] and last a duration drawn from the same
-// range. Kill and pause act on processes, partition and packet on the
-// network; two faults on the same resource never overlap, while a network
+// range. Kill, pause and power act on processes, partition and packet on
+// the network; two faults on the same resource never overlap, while a network
 // fault and a process fault may (a partition during which the leader is
 // killed): Jepsen's combined nemesis mixes its packages the same way.
 // Only steps that start before the time limit are drawn; whatever is in

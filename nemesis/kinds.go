@@ -42,7 +42,7 @@ type fault interface {
 }
 
 // faults are the kinds, in the order help texts show them.
-var faults = []fault{partitionFault{}, killFault, pauseFault, packetFault{}}
+var faults = []fault{partitionFault{}, killFault, pauseFault, packetFault{}, powerFault{}}
 
 // Kinds lists every kind, in the order help texts show them.
 var Kinds = func() []Kind {

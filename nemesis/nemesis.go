@@ -24,6 +24,10 @@ type Config struct {
 	// DB runs the nodes. Partition faults need it to implement
 	// db.Partitioner, packet faults db.PacketShaper.
 	DB db.DB
+	// Power cuts the power of the nodes' data folders, for power faults
+	// (nil refuses them): the filesystems under the data folders, which
+	// the harness mounts before DB starts the nodes.
+	Power db.PowerCutter
 	// Schedule is what to do (NewSchedule).
 	Schedule []Step
 	// Recorder receives every nemesis event.
@@ -320,7 +324,9 @@ type describe struct {
 	// Shaped lists the links a packet fault shapes.
 	Shaped []string    `json:"shaped,omitempty"`
 	Packet *packetJSON `json:"packet,omitempty"`
-	Note   string      `json:"note,omitempty"`
+	// Power says, by node, what a power cut undid.
+	Power map[string]db.PowerLoss `json:"power,omitempty"`
+	Note  string                  `json:"note,omitempty"`
 }
 
 type leaderJSON struct {
@@ -366,7 +372,7 @@ func rawValue(v any) histories.Value {
 	case nil:
 		return histories.Value{}
 	case describe:
-		if d.Target != "" && d.Behavior == "" && len(d.Nodes) == 0 && len(d.Cut) == 0 && len(d.Shaped) == 0 && d.Leader == nil && d.Packet == nil && d.Note == "" {
+		if d.Target != "" && d.Behavior == "" && len(d.Nodes) == 0 && len(d.Cut) == 0 && len(d.Shaped) == 0 && d.Leader == nil && d.Packet == nil && d.Power == nil && d.Note == "" {
 			v = string(d.Target)
 		}
 	case Target:

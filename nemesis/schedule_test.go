@@ -50,7 +50,7 @@ func TestScheduleDeterministic(t *testing.T) {
 // [interval/2, 3*interval/2], steps start before the limit, and faults on
 // one resource never overlap.
 func TestScheduleShape(t *testing.T) {
-	specs := mustResolve(t, []string{"partition:leader+majority", "kill:one", "pause", "packet"}, 3)
+	specs := mustResolve(t, []string{"partition:leader+majority", "kill:one", "pause", "packet", "power:all+leader"}, 3)
 	allowed := map[Kind]map[Target]bool{}
 	for _, s := range specs {
 		allowed[s.Kind] = map[Target]bool{}
@@ -127,6 +127,8 @@ func TestParseSpecs(t *testing.T) {
 		{[]string{" kill:leader+one "}, "kill:leader+one"},
 		{[]string{"kill:one+one"}, "kill:one"},
 		{[]string{"partition:majorities-ring+bridge,packet:all"}, "partition:majorities-ring+bridge,packet:all"},
+		{[]string{"partition,power:one+minority"}, "partition,power:one+minority"},
+		{[]string{"power:bridge"}, "error: power: unknown target"},
 		{[]string{"none,kill"}, "error: none cannot"},
 		{[]string{"kill,kill:one"}, "error: named twice"},
 		{[]string{"flood"}, "error: unknown fault \"flood\""},
@@ -169,6 +171,9 @@ func TestResolve(t *testing.T) {
 		{"pause", 1, "pause:one+leader"},
 		{"packet", 5, "packet:one+minority+majority+all+leader"},
 		{"kill:leader", 1, "kill:leader"},
+		{"power", 3, "power:one+minority+majority+all+leader"},
+		{"power", 1, "power:one+majority+all+leader"},
+		{"power:minority", 2, "error: power:minority needs 3"},
 		{"partition", 1, "error: partition needs 2"},
 		{"packet", 1, "error: packet needs 2"},
 		{"kill:minority", 2, "error: kill:minority needs 3"},

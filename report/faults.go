@@ -12,7 +12,7 @@ import (
 // fault is one nemesis fault over time: from the moment it was injected to
 // the moment it was healed (or the end of the history).
 type fault struct {
-	// Kind groups faults for colours: partition, kill, pause, or the
+	// Kind groups faults for colours: partition, kill, pause, power, or the
 	// nemesis function itself for faults this file does not know.
 	Kind string
 	// Label says what it did, with its target: `kill ["n1"]`.
@@ -42,6 +42,7 @@ var healOf = map[string]string{
 	"partition": "heal",
 	"isolate":   "heal",
 	"crash":     "restart",
+	"power-off": "power-on",
 }
 
 // faultKind names the colour group of a fault's nemesis function.
@@ -53,6 +54,8 @@ func faultKind(f string) string {
 		return "kill"
 	case f == "pause":
 		return "pause"
+	case f == "power-off":
+		return "power"
 	}
 	return strings.TrimPrefix(f, "start-")
 }

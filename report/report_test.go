@@ -389,6 +389,10 @@ func TestExtractFaults(t *testing.T) {
 			nem(30, histories.Invoke, "start", `"n1"`), nem(31, histories.Info, "start", `"n1"`),
 			nem(40, histories.Invoke, "start", `"n2"`), nem(41, histories.Info, "start", `"n2"`),
 		}, []string{`kill kill n1 10 31 true`, `kill kill n2 20 41 true`}},
+		{"power cut healed by power-on", []histories.Op{
+			nem(10, histories.Info, "power-off", `"all"`), nem(12, histories.Info, "power-off", `{"nodes":["n1"]}`), client,
+			nem(50, histories.Info, "power-on", `{"nodes":["n1"]}`), nem(60, histories.Info, "power-on", `{"nodes":["n1"]}`),
+		}, []string{`power power-off nodes: n1 10 60 true`}},
 		{"unknown action is an instant", []histories.Op{
 			nem(10, histories.Info, "bump-clock", `5`),
 		}, []string{`bump-clock bump-clock 5 10 10 true`}},

@@ -30,6 +30,9 @@ type Config struct {
 	Partitions            int           // --partitions: the keys
 	SessionTimeout        time.Duration // --session-timeout: the brokers' (cluster mode); 0 their default
 	ReplicaLagTimeMax     time.Duration // --replica-lag-time-max: the brokers' (cluster mode); 0 their default
+	PowerFS               bool          // --powerfs: the data folders on the power-loss filesystem even without power faults
+	PowerMode             string        // --powerfs-mode: strict or ordered; "" is strict
+	PowerTorn             bool          // --powerfs-torn: a power cut leaves each file's last unsynced write torn
 
 	// TestName names the test's folder in the store; "" derives one from
 	// the workload, acks and faults ("queue-acks-all-kill").
@@ -154,6 +157,19 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplicaLagTimeMax < 0 {
 		return flagErr("replica-lag-time-max", "want a positive duration, got %s", c.ReplicaLagTimeMax)
+	}
+	if _, err := c.powerOptions(); err != nil {
+		return err
+	}
+	if !c.NeedsPowerFS() {
+		// The filesystem's options would do nothing: say so, rather than
+		// let someone believe torn writes were tested.
+		switch {
+		case c.PowerMode != "":
+			return flagErr("powerfs-mode", "the power-loss filesystem is mounted only for power faults (--nemesis power...) or with --powerfs")
+		case c.PowerTorn:
+			return flagErr("powerfs-torn", "the power-loss filesystem is mounted only for power faults (--nemesis power...) or with --powerfs")
+		}
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/garantia/garantia/db"
 	"github.com/garantia/garantia/db/docker"
 	"github.com/garantia/garantia/db/local"
+	"github.com/garantia/garantia/db/powerfs"
 	"github.com/garantia/garantia/histories"
 	"github.com/garantia/garantia/nemesis"
 	"github.com/garantia/garantia/report"
@@ -130,6 +131,7 @@ type test struct {
 	history *histories.Writer
 	rec     *histories.Recorder
 	cluster db.DB
+	disks   *powerfs.Disks // the nodes' power-loss filesystems; nil without
 	wl      *queue.Workload
 	faults  faults
 
@@ -240,16 +242,23 @@ func (t *test) hold(what string, release func(ctx context.Context) error) {
 	t.held = append(t.held, held{what: what, release: release})
 }
 
-// setup creates the run folder and test.json, opens the history, starts
-// the nodes, records their addresses and creates the topic. A per-node
-// filesystem (a power-loss fault's) belongs between the history and the
-// nodes: mounted over each node's data folder before it starts, and held,
-// so that teardown unmounts it after the nodes stopped.
+// setup checks that the machine can do what the run needs, creates the
+// run folder and test.json, opens the history, mounts the power-loss
+// filesystem under each node's data folder when the run needs it, starts
+// the nodes, records their addresses and creates the topic. The mounts
+// come before the nodes and are held, so that teardown unmounts them
+// after the nodes stopped.
 func (t *test) setup(ctx context.Context) error {
+	if err := t.checkPowerFS(); err != nil {
+		return err
+	}
 	if err := t.createFolder(); err != nil {
 		return err
 	}
 	if err := t.openHistory(); err != nil {
+		return err
+	}
+	if err := t.mountDisks(); err != nil {
 		return err
 	}
 	if err := t.startCluster(ctx); err != nil {
@@ -376,6 +385,7 @@ func (t *test) createTopic(ctx context.Context) error {
 	if len(t.schedule) > 0 {
 		nem, err := nemesis.New(nemesis.Config{
 			DB:       t.cluster,
+			Power:    t.powerCutter(),
 			Schedule: t.schedule,
 			Recorder: t.rec,
 			Leaders:  nemesis.MetadataLeaders{Nodes: t.cluster.Nodes, Topic: queue.DefaultTopic},
@@ -400,26 +410,46 @@ func (t *test) exercise(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	start := time.Now()
 	prog := newProgressLine(t.progress, t.cfg.TimeLimit, t.wl, t.faults.Current)
-	g.Go(func() error {
+	g.Go(recovering("the workload", func() error {
 		defer stop() // the workload's end is everyone's
 		if err := t.wl.Run(gctx, t.cfg.TimeLimit); err != nil {
 			return fmt.Errorf("workload: %w", err)
 		}
 		return nil
-	})
-	g.Go(func() error {
+	}))
+	g.Go(recovering("the faults", func() error {
 		if err := t.faults.Run(gctx, start); err != nil {
 			return fmt.Errorf("faults: %w", err)
 		}
 		return nil
-	})
-	g.Go(func() error {
+	}))
+	g.Go(recovering("the progress line", func() error {
 		prog.run(gctx)
 		return nil
-	})
+	}))
 	err := g.Wait()
 	prog.finish()
 	return err
+}
+
+// ErrPanic marks a run whose goroutine panicked: a bug of the harness,
+// reported with its stack as the run's failure.
+var ErrPanic = errors.New("the harness panicked")
+
+// recovering runs fn and turns a panic into an error with its stack. A
+// panic in a goroutine of the run would end the process at once, leaving
+// what the run holds (the nodes' power-loss mounts, docker containers)
+// to garantia clean; as an error it ends the run, and teardown releases
+// everything.
+func recovering(what string, fn func() error) func() error {
+	return func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("%w in %s: %v\n%s", ErrPanic, what, p, debug.Stack())
+			}
+		}()
+		return fn()
+	}
 }
 
 // heal ends every fault and starts every node, so that the drain reads

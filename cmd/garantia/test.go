@@ -59,6 +59,8 @@ func addRunFlags(fs *pflag.FlagSet, acks bool) *runFlags {
 	fs.StringSliceVar(&cfg.Nemesis, "nemesis", nil, "faults, comma-separated, each KIND or KIND:TARGET+TARGET...; none for no faults.\n"+
 		"Kinds and their targets: "+nemesis.Help()+".\n"+
 		"Without targets a kind draws from every target the cluster is big enough for.\n"+
+		"power kills its targets together, cuts the power of their data folders (what was not fsynced is lost) and restarts them;\n"+
+		"it mounts the power-loss filesystem (FUSE) under every node's data folder, which needs root or fusermount.\n"+
 		"(default: partition,kill; kill alone on a single node)")
 	fs.DurationVar(&cfg.NemesisInterval, "nemesis-interval", def.NemesisInterval, "mean time between faults, and mean duration of each (each drawn from [interval/2, 3*interval/2])")
 	f.seed = fs.Int64("seed", 0, "seed of the schedule (default: drawn at random and printed); repeats a run's workload and fault schedule")
@@ -70,6 +72,9 @@ func addRunFlags(fs *pflag.FlagSet, acks bool) *runFlags {
 	fs.IntVar(&cfg.Partitions, "partitions", def.Partitions, "partitions of the topic: the keys of the history")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", 0, "the brokers' --session-timeout in cluster mode (default: the broker's own)")
 	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 0, "the brokers' --replica-lag-time-max in cluster mode (default: the broker's own)")
+	fs.BoolVar(&cfg.PowerFS, "powerfs", false, "put every node's data folder on the power-loss filesystem (FUSE) even without power faults, for instance to measure what it costs (power faults turn it on)")
+	fs.StringVar(&cfg.PowerMode, "powerfs-mode", "", "when the power-loss filesystem makes a file's create, rename or remove durable: strict (only with an fsync of its folder, the POSIX reading; the default) or ordered (as ext4 with data=ordered: any later fsync commits every such change made before it)")
+	fs.BoolVar(&cfg.PowerTorn, "powerfs-torn", false, "a power cut leaves each file's last unsynced write torn: each of its 512-byte sectors kept or lost, drawn from the seed")
 	return f
 }
 
@@ -238,6 +243,16 @@ points at it.
 
 Links between nodes go through proxies that partitions cut and packet
 faults slow; clients reach every node directly, as in Jepsen.
+
+Power faults (--nemesis power, e.g. power:all) kill their targets together,
+cut the power of their data folders and start them again after the fault's
+duration: a kill leaves the kernel's page cache, a power cut loses
+everything the brokers did not fsync (--fsync decides what that is). The
+run mounts a power-loss filesystem (FUSE) under every node's data folder
+for them; on a machine that cannot mount it (no /dev/fuse, neither root nor
+fusermount) such a run stops before any node starts, exit 255. Every mount
+is unmounted when the run ends, fails or is interrupted; garantia clean
+removes those of a harness that was killed.
 
 Exit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 the
 harness itself failed.

@@ -44,6 +44,9 @@ func TestTestBadFlags(t *testing.T) {
 		{[]string{"--test-count", "0"}, "--test-count"},
 		{[]string{"--concurrency", "0"}, "--concurrency"},
 		{[]string{"--fsync", "maybe"}, "--fsync"},
+		{[]string{"--nemesis", "power:bridge"}, "--nemesis"},
+		{[]string{"--nemesis", "power", "--powerfs-mode", "ext4"}, "--powerfs-mode"},
+		{[]string{"--powerfs-torn"}, "--powerfs-torn"}, // no power faults, no --powerfs: it would do nothing
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "extra"},
 	}
