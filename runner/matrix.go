@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/garantia/garantia/internal/atomicfile"
 	"github.com/garantia/garantia/report"
 
+	"github.com/garantia/garantia/checker"
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
 	"github.com/garantia/garantia/nemesis"
@@ -29,9 +31,35 @@ const (
 // AcksLevels are the acks settings garantia matrix compares by default.
 var AcksLevels = []string{"0", "1", "all"}
 
-// MatrixRow is one acks level's line of the matrix.
+// FsyncLevels are the fsync policies a matrix's fsync axis may name.
+var FsyncLevels = []string{"never", "interval", "always"}
+
+// PowerMatrixNemesis is the fault program of a matrix with an fsync axis
+// when --nemesis is not given: the isolated leader loses what acks=1
+// acknowledged from its log alone, and power cuts of every node at once
+// lose what no replica fsynced, which acks=all cannot save and only
+// --fsync always does. Partitions and power cuts act on different
+// resources, so the schedule overlaps them freely; with the default
+// interval a 30 s run draws both (a schedule without one of them is
+// rare, and the matrix warns about it).
+var PowerMatrixNemesis = []string{"partition:leader", "power:all"}
+
+// MatrixAxes are the settings a matrix compares: one run per acks level
+// and fsync policy, acks outermost.
+type MatrixAxes struct {
+	// Acks are the acks settings, in order.
+	Acks []string
+	// Fsync are the brokers' fsync policies, in order; empty runs every
+	// acks level once, with the configuration's own --fsync.
+	Fsync []string
+}
+
+// MatrixRow is one line of the matrix: an acks level and, with an fsync
+// axis, an fsync policy.
 type MatrixRow struct {
 	Acks string `json:"acks"`
+	// Fsync is the row's fsync policy; "" without an fsync axis.
+	Fsync string `json:"fsync,omitempty"`
 	// Run is the run's folder in the store.
 	Run string `json:"run,omitempty"`
 	// Sent ... Duplicates are the queue checker's counts.
@@ -55,51 +83,88 @@ type MatrixRow struct {
 	Error string `json:"error,omitempty"`
 }
 
+// setting names the row's settings: "acks=1" or "acks=1 fsync=never".
+func (r MatrixRow) setting() string {
+	if r.Fsync == "" {
+		return "acks=" + r.Acks
+	}
+	return "acks=" + r.Acks + " fsync=" + r.Fsync
+}
+
 // Matrix is the content of matrix.json.
 type Matrix struct {
-	Seed      int64          `json:"seed"`
-	Nodes     int            `json:"nodes"`
-	TimeLimit string         `json:"time-limit"`
-	Faults    []string       `json:"faults"`
-	Schedule  []nemesis.Step `json:"nemesis-schedule"`
-	Rows      []MatrixRow    `json:"rows"`
+	Seed      int64    `json:"seed"`
+	Nodes     int      `json:"nodes"`
+	TimeLimit string   `json:"time-limit"`
+	Faults    []string `json:"faults"`
+	// FsyncLevels is the fsync axis; empty without one.
+	FsyncLevels []string       `json:"fsync-levels,omitempty"`
+	Schedule    []nemesis.Step `json:"nemesis-schedule"`
+	Rows        []MatrixRow    `json:"rows"`
 	// Dir is the matrix folder (not stored).
 	Dir string `json:"-"`
 }
 
-// RunMatrix runs cfg once per acks level, one after the other, under the
-// same seed and so the same fault schedule, each a full run with its own
-// run folder, and writes matrix.json and matrix.md into a new folder
-// STORE/matrix/<time>/. A run that fails becomes a row with its error;
-// the error returned is for a bad configuration or an interrupted matrix.
-func RunMatrix(ctx context.Context, cfg Config, levels []string) (*Matrix, error) {
+// checkLevels checks one axis: each level known, none twice.
+func checkLevels(flag string, levels, known []string) error {
+	want := strings.Join(known, ", ")
 	if len(levels) == 0 {
-		return nil, flagErr("acks-levels", "want one or more of 0, 1, all")
+		return flagErr(flag, "want one or more of %s", want)
 	}
 	seen := map[string]bool{}
 	for _, l := range levels {
-		if l != "0" && l != "1" && l != "all" {
-			return nil, flagErr("acks-levels", "want 0, 1 or all, got %q", l)
+		if !slices.Contains(known, l) {
+			return flagErr(flag, "want %s, got %q", want, l)
 		}
 		if seen[l] {
-			return nil, flagErr("acks-levels", "%s named twice", l)
+			return flagErr(flag, "%s named twice", l)
 		}
 		seen[l] = true
 	}
-	for _, l := range levels {
-		c := cfg
-		c.Acks = l
-		if err := c.Validate(); err != nil {
+	return nil
+}
+
+// RunMatrix runs cfg once per acks level and fsync policy of axes, one
+// after the other, under the same seed and so the same fault schedule,
+// each a full run with its own run folder, and writes matrix.json and
+// matrix.md into a new folder STORE/matrix/<time>/. With an fsync axis
+// and no --nemesis, the faults are PowerMatrixNemesis. A run that fails
+// becomes a row with its error; the error returned is for a bad
+// configuration or an interrupted matrix.
+func RunMatrix(ctx context.Context, cfg Config, axes MatrixAxes) (*Matrix, error) {
+	if err := checkLevels("acks-levels", axes.Acks, AcksLevels); err != nil {
+		return nil, err
+	}
+	fsyncs := []string{cfg.Fsync}
+	if len(axes.Fsync) > 0 {
+		if err := checkLevels("fsync-levels", axes.Fsync, FsyncLevels); err != nil {
 			return nil, err
+		}
+		if cfg.Fsync != "" {
+			return nil, flagErr("fsync", "the matrix sets it from --fsync-levels; give one or the other")
+		}
+		fsyncs = axes.Fsync
+		if len(cfg.Nemesis) == 0 {
+			cfg.Nemesis = PowerMatrixNemesis
+		}
+	}
+	for _, l := range axes.Acks {
+		for _, f := range fsyncs {
+			c := cfg
+			c.Acks, c.Fsync = l, f
+			if err := c.Validate(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	specs, _ := cfg.Specs()
 	m := &Matrix{
-		Seed:      cfg.Seed,
-		Nodes:     cfg.Nodes,
-		TimeLimit: cfg.TimeLimit.String(),
-		Faults:    []string{},
-		Schedule:  nemesis.NewSchedule(cfg.Seed, specs, cfg.NemesisInterval, cfg.TimeLimit),
+		Seed:        cfg.Seed,
+		Nodes:       cfg.Nodes,
+		TimeLimit:   cfg.TimeLimit.String(),
+		Faults:      []string{},
+		FsyncLevels: axes.Fsync,
+		Schedule:    nemesis.NewSchedule(cfg.Seed, specs, cfg.NemesisInterval, cfg.TimeLimit),
 	}
 	for _, s := range specs {
 		m.Faults = append(m.Faults, s.String())
@@ -107,50 +172,48 @@ func RunMatrix(ctx context.Context, cfg Config, levels []string) (*Matrix, error
 	if m.Schedule == nil {
 		m.Schedule = []nemesis.Step{}
 	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	if len(axes.Fsync) > 0 {
+		for _, w := range fsyncWarnings(specs, m.Schedule) {
+			fmt.Fprintf(progress, "warning: %s\n", w)
+		}
+	}
 	dir, err := newMatrixDir(cfg.Store, time.Now())
 	if err != nil {
 		return nil, err
 	}
 	m.Dir = dir
 
-	progress := cfg.Progress
-	if progress == nil {
-		progress = io.Discard
-	}
-	for i, l := range levels {
-		c := cfg
-		c.Acks = l
-		c.TestName = ""
-		fmt.Fprintf(progress, "\n=== matrix %d of %d: acks=%s (seed %d)\n", i+1, len(levels), l, cfg.Seed)
-		row := MatrixRow{Acks: l}
-		results, runDir, err := Run(ctx, c)
-		row.Run = runDir
-		if err != nil {
-			if ctx.Err() != nil {
-				return m, fmt.Errorf("matrix interrupted at acks=%s: %w", l, err)
+	total, i := len(axes.Acks)*len(fsyncs), 0
+	for _, l := range axes.Acks {
+		for _, f := range fsyncs {
+			i++
+			c := cfg
+			c.Acks, c.Fsync = l, f
+			row := MatrixRow{Acks: l}
+			c.TestName = ""
+			if len(axes.Fsync) > 0 {
+				row.Fsync = f
+				c.TestName = c.Name() + "-fsync-" + f
 			}
-			row.Error = err.Error()
-			row.Valid = verdict.Unknown
+			fmt.Fprintf(progress, "\n=== matrix %d of %d: %s (seed %d)\n", i, total, row.setting(), cfg.Seed)
+			results, runDir, err := Run(ctx, c)
+			row.Run = runDir
+			if err != nil {
+				if ctx.Err() != nil {
+					return m, fmt.Errorf("matrix interrupted at %s: %w", row.setting(), err)
+				}
+				row.Error = err.Error()
+				row.Valid = verdict.Unknown
+				m.Rows = append(m.Rows, row)
+				continue
+			}
+			fillRow(&row, results)
 			m.Rows = append(m.Rows, row)
-			continue
 		}
-		q := results.Queue.Counts
-		row.Sent, row.Acknowledged, row.Lost, row.Unseen, row.Duplicates = q.Sent, q.Acknowledged, q.Lost, q.Unseen, q.Duplicated
-		row.Valid = results.Valid
-		row.Anomalies = map[string]int{}
-		for name, a := range results.Queue.Anomalies {
-			row.Anomalies[name] = a.Count
-		}
-		ops, _, err := histories.ReadFile(filepath.Join(runDir, histories.HistoryFile))
-		if err != nil {
-			row.Error = fmt.Sprintf("read the history for latencies: %v", err)
-		} else {
-			st := SendStats(ops)
-			row.ThroughputPerS = st.ThroughputPerS
-			row.P50Ms = ms(st.P50)
-			row.P99Ms = ms(st.P99)
-		}
-		m.Rows = append(m.Rows, row)
 	}
 	if err := writeJSON(filepath.Join(dir, MatrixJSONFile), m); err != nil {
 		return m, err
@@ -159,6 +222,52 @@ func RunMatrix(ctx context.Context, cfg Config, levels []string) (*Matrix, error
 		return m, fmt.Errorf("write %s: %w", MatrixMDFile, err)
 	}
 	return m, nil
+}
+
+// fillRow fills in a completed run's counts, verdict and send statistics.
+func fillRow(row *MatrixRow, results *checker.Results) {
+	q := results.Queue.Counts
+	row.Sent, row.Acknowledged, row.Lost, row.Unseen, row.Duplicates = q.Sent, q.Acknowledged, q.Lost, q.Unseen, q.Duplicated
+	row.Valid = results.Valid
+	row.Anomalies = map[string]int{}
+	for name, a := range results.Queue.Anomalies {
+		row.Anomalies[name] = a.Count
+	}
+	ops, _, err := histories.ReadFile(filepath.Join(row.Run, histories.HistoryFile))
+	if err != nil {
+		row.Error = fmt.Sprintf("read the history for latencies: %v", err)
+		return
+	}
+	st := SendStats(ops)
+	row.ThroughputPerS = st.ThroughputPerS
+	row.P50Ms = ms(st.P50)
+	row.P99Ms = ms(st.P99)
+}
+
+// fsyncWarnings says why an fsync axis may show nothing under these
+// faults: without a power cut of every replica at once, nothing a broker
+// left unsynced is lost (a kill keeps the page cache; a cut of some
+// nodes leaves the others' copies).
+func fsyncWarnings(specs []nemesis.Spec, schedule []nemesis.Step) []string {
+	var out []string
+	hasPower, drawn := false, false
+	for _, s := range specs {
+		if s.Kind == nemesis.Power {
+			hasPower = true
+		}
+	}
+	for _, st := range schedule {
+		if st.Kind == nemesis.Power {
+			drawn = true
+		}
+	}
+	switch {
+	case !hasPower:
+		out = append(out, "--fsync-levels without power faults: a kill keeps what the page cache holds, so the fsync policy changes nothing these faults can lose (add power:all to --nemesis)")
+	case !drawn:
+		out = append(out, "the seed drew no power fault for this time limit: the fsync policy changes nothing in these runs (another --seed, or a longer --time-limit)")
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -256,21 +365,36 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 var matrixHeader = []string{"acks", "sent", "acknowledged", "lost", "unseen", "duplicates", "throughput", "p50", "p99", "verdict"}
 
+// settingColumns is how many leading columns name a row's settings:
+// acks, and fsync with an fsync axis.
+func (m *Matrix) settingColumns() int {
+	if len(m.FsyncLevels) > 0 {
+		return 2
+	}
+	return 1
+}
+
 func (m *Matrix) cells() [][]string {
-	rows := [][]string{matrixHeader}
+	header := matrixHeader
+	if m.settingColumns() == 2 {
+		header = append([]string{"acks", "fsync"}, matrixHeader[1:]...)
+	}
+	rows := [][]string{header}
 	for _, r := range m.Rows {
-		v := report.VerdictWord(r.Valid)
+		settings := []string{r.Acks}
+		if m.settingColumns() == 2 {
+			settings = append(settings, r.Fsync)
+		}
 		if r.Error != "" {
-			rows = append(rows, []string{r.Acks, "-", "-", "-", "-", "-", "-", "-", "-", "harness failed"})
+			rows = append(rows, append(settings, "-", "-", "-", "-", "-", "-", "-", "-", "harness failed"))
 			continue
 		}
-		rows = append(rows, []string{
-			r.Acks,
+		rows = append(rows, append(settings,
 			fmt.Sprint(r.Sent), fmt.Sprint(r.Acknowledged), fmt.Sprint(r.Lost), fmt.Sprint(r.Unseen), fmt.Sprint(r.Duplicates),
 			fmt.Sprintf("%.0f/s", r.ThroughputPerS),
 			fmt.Sprintf("%.1fms", r.P50Ms), fmt.Sprintf("%.1fms", r.P99Ms),
-			v,
-		})
+			report.VerdictWord(r.Valid),
+		))
 	}
 	return rows
 }
@@ -278,7 +402,8 @@ func (m *Matrix) cells() [][]string {
 // WriteTable writes the matrix as an aligned text table.
 func (m *Matrix) WriteTable(w io.Writer) {
 	rows := m.cells()
-	width := make([]int, len(matrixHeader))
+	width := make([]int, len(rows[0]))
+	left := m.settingColumns()
 	for _, r := range rows {
 		for i, c := range r {
 			if len(c) > width[i] {
@@ -292,7 +417,7 @@ func (m *Matrix) WriteTable(w io.Writer) {
 			if i > 0 {
 				b.WriteString(" | ")
 			}
-			if i == 0 || i == len(r)-1 {
+			if i < left || i == len(r)-1 {
 				fmt.Fprintf(&b, "%-*s", width[i], c)
 			} else {
 				fmt.Fprintf(&b, "%*s", width[i], c)
@@ -318,13 +443,14 @@ func (m *Matrix) Markdown() string {
 	fmt.Fprintf(&b, "# garantia matrix\n\nSeed %d, %d node(s), %s per run, faults: %s (%d scheduled, the same schedule in every run).\n\n",
 		m.Seed, m.Nodes, m.TimeLimit, orNone(m.Faults), len(m.Schedule))
 	rows := m.cells()
+	left := m.settingColumns()
 	for i, r := range rows {
 		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
 		if i == 0 {
 			seps := make([]string, len(r))
 			for j := range seps {
 				seps[j] = "---:"
-				if j == 0 || j == len(r)-1 {
+				if j < left || j == len(r)-1 {
 					seps[j] = "---"
 				}
 			}
@@ -335,9 +461,9 @@ func (m *Matrix) Markdown() string {
 	for _, r := range m.Rows {
 		switch {
 		case r.Error != "":
-			fmt.Fprintf(&b, "- acks=%s: the harness failed: %s\n", r.Acks, r.Error)
+			fmt.Fprintf(&b, "- %s: the harness failed: %s\n", r.setting(), r.Error)
 		default:
-			fmt.Fprintf(&b, "- acks=%s: `%s`", r.Acks, r.Run)
+			fmt.Fprintf(&b, "- %s: `%s`", r.setting(), r.Run)
 			if len(r.Anomalies) > 0 {
 				names := make([]string, 0, len(r.Anomalies))
 				for n := range r.Anomalies {

@@ -13,6 +13,7 @@ import (
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/histories"
 	"github.com/garantia/garantia/internal/leakcheck"
+	"github.com/garantia/garantia/nemesis"
 )
 
 func TestSendStats(t *testing.T) {
@@ -59,7 +60,7 @@ func TestRunMatrix(t *testing.T) {
 	cfg.NemesisInterval = time.Second
 	var progress bytes.Buffer
 	cfg.Progress = &progress
-	m, err := RunMatrix(context.Background(), cfg, []string{"0", "all"})
+	m, err := RunMatrix(context.Background(), cfg, MatrixAxes{Acks: []string{"0", "all"}})
 	if err != nil {
 		t.Fatalf("seed %d: %v\n%s", cfg.Seed, err, progress.String())
 	}
@@ -122,12 +123,101 @@ func TestRunMatrixRefusesBadLevels(t *testing.T) {
 	cfg := Defaults()
 	cfg.Store = t.TempDir()
 	for _, levels := range [][]string{nil, {"2"}, {"all", "all"}} {
-		if _, err := RunMatrix(context.Background(), cfg, levels); err == nil || !IsFlagError(err) {
+		if _, err := RunMatrix(context.Background(), cfg, MatrixAxes{Acks: levels}); err == nil || !IsFlagError(err) {
 			t.Errorf("levels %v: %v, want a flag error", levels, err)
 		}
+	}
+	for _, fsync := range [][]string{{"sometimes"}, {"never", "never"}} {
+		err := func() error {
+			_, err := RunMatrix(context.Background(), cfg, MatrixAxes{Acks: AcksLevels, Fsync: fsync})
+			return err
+		}()
+		if err == nil || !strings.HasPrefix(err.Error(), "--fsync-levels") {
+			t.Errorf("fsync levels %v: %v, want an error of --fsync-levels", fsync, err)
+		}
+	}
+	withFsync := cfg
+	withFsync.Fsync = "always"
+	if _, err := RunMatrix(context.Background(), withFsync, MatrixAxes{Acks: AcksLevels, Fsync: []string{"never"}}); err == nil || !strings.HasPrefix(err.Error(), "--fsync:") {
+		t.Errorf("--fsync with --fsync-levels: %v, want an error of --fsync", err)
 	}
 	entries, _ := os.ReadDir(cfg.Store)
 	if len(entries) != 0 {
 		t.Errorf("a refused matrix left %d entries in the store", len(entries))
+	}
+}
+
+// TestRunMatrixFsyncAxis runs acks=all with fsync never and always on the
+// power-loss filesystem, with the fsync axis's default faults, and checks
+// that the rows, the table and matrix.md carry the fsync policy, that
+// each run's brokers ran with theirs and that both drew one schedule.
+func TestRunMatrixFsyncAxis(t *testing.T) {
+	leakcheck.Check(t)
+	needFUSE(t)
+	cfg := testConfig(t)
+	cfg.TimeLimit = 3 * time.Second
+	cfg.NemesisInterval = time.Second
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+	m, err := RunMatrix(context.Background(), cfg, MatrixAxes{Acks: []string{"all"}, Fsync: []string{"never", "always"}})
+	if err != nil {
+		t.Fatalf("seed %d: %v\n%s", cfg.Seed, err, progress.String())
+	}
+	if len(m.Rows) != 2 || m.Rows[0].Fsync != "never" || m.Rows[1].Fsync != "always" {
+		t.Fatalf("rows %+v, want acks=all with fsync never, then always", m.Rows)
+	}
+	want := strings.Join(PowerMatrixNemesis, ",")
+	if strings.Join(m.Faults, ",") != want {
+		t.Errorf("faults %v, want the fsync axis's default %s", m.Faults, want)
+	}
+	var scheds []string
+	for _, r := range m.Rows {
+		if r.Error != "" {
+			t.Fatalf("seed %d: %s: %s", cfg.Seed, r.setting(), r.Error)
+		}
+		var info histories.TestInfo
+		readJSON(t, filepath.Join(r.Run, histories.TestFile), &info)
+		if info.Config.Fsync != r.Fsync {
+			t.Errorf("%s ran with fsync %q", r.setting(), info.Config.Fsync)
+		}
+		if !strings.Contains(r.Run, "-fsync-"+r.Fsync+string(filepath.Separator)) {
+			t.Errorf("%s ran in %s, want a test name that says its fsync policy", r.setting(), r.Run)
+		}
+		b, _ := json.Marshal(info.Schedule)
+		scheds = append(scheds, string(b))
+		if m := mountsUnder(t, r.Run); len(m) > 0 {
+			t.Errorf("%s left mounts %v", r.setting(), m)
+		}
+	}
+	if scheds[0] != scheds[1] {
+		t.Errorf("the runs' schedules differ:\n%s\n%s", scheds[0], scheds[1])
+	}
+	var table bytes.Buffer
+	m.WriteTable(&table)
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "acks | fsync  | sent") || !strings.HasPrefix(lines[2], "all  | never ") || !strings.HasPrefix(lines[3], "all  | always ") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	md, err := os.ReadFile(filepath.Join(m.Dir, MatrixMDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| acks | fsync | sent |") || !strings.Contains(string(md), "- acks=all fsync=always: `") {
+		t.Errorf("matrix.md does not show the fsync axis:\n%s", md)
+	}
+}
+
+func TestFsyncWarnings(t *testing.T) {
+	power := []nemesis.Spec{{Kind: nemesis.Power, Targets: []nemesis.Target{nemesis.All}}}
+	kill := []nemesis.Spec{{Kind: nemesis.Kill, Targets: []nemesis.Target{nemesis.All}}}
+	drawn := []nemesis.Step{{Kind: nemesis.Power, Target: nemesis.All}}
+	if w := fsyncWarnings(kill, nil); len(w) != 1 || !strings.Contains(w[0], "without power faults") {
+		t.Errorf("kills only: %v", w)
+	}
+	if w := fsyncWarnings(power, nil); len(w) != 1 || !strings.Contains(w[0], "drew no power fault") {
+		t.Errorf("no power step drawn: %v", w)
+	}
+	if w := fsyncWarnings(power, drawn); len(w) != 0 {
+		t.Errorf("power drawn: %v", w)
 	}
 }

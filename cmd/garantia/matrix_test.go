@@ -21,6 +21,8 @@ func TestMatrixBadFlags(t *testing.T) {
 		{[]string{"--acks", "1"}, "acks"}, // matrix sets acks itself
 		{[]string{"--nodes", "0"}, "--nodes"},
 		{[]string{"--nemesis", "flood"}, "--nemesis"},
+		{[]string{"--fsync-levels", "sometimes"}, "--fsync-levels"},
+		{[]string{"--fsync-levels", "never", "--fsync", "always"}, "--fsync"},
 		{[]string{"stray"}, "stray"},
 	}
 	for _, c := range cases {
