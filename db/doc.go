@@ -45,6 +45,14 @@
 // node's log. Each backend keeps only what differs: how it starts, stops,
 // signals and cuts a node.
 //
+// Power faults: a [PowerCutter] puts a node's data folder back to what
+// was durable, as a power cut leaves a disk. It is not a backend's: the
+// harness mounts a power-loss filesystem (package db/powerfs, its Disks)
+// at every node's data folder (LayOut) before the backend starts the
+// nodes, so both backends run on it unchanged (the docker backend
+// bind-mounts the folder, and a container started again after a cut sees
+// the new mount), and hands the cutter to the nemesis beside the backend.
+//
 // Network faults: a backend that can cut the links between nodes also
 // implements [Partitioner], and one that can delay or lose their packets
 // [PacketShaper]. Links are directed (the traffic node A sends to node B),

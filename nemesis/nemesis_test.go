@@ -267,15 +267,8 @@ func runAndHeal(t *testing.T) {
 		t.Errorf("states at the end of the run %v, want one paused", states)
 	}
 
-	if err := nem.Heal(context.Background()); err != nil {
-		t.Fatalf("Heal: %v", err)
-	}
-	states, cuts, shaped = m.snapshot()
-	for name, st := range states {
-		if st != "running" {
-			t.Errorf("%s is %s after Heal", name, st)
-		}
-	}
+	healed(t, nem, m)
+	_, cuts, shaped = m.snapshot()
 	if len(cuts) != 0 || len(shaped) != 0 {
 		t.Errorf("after Heal: cuts %v, shaped %v", cuts, shaped)
 	}
@@ -292,22 +285,8 @@ func runAndHeal(t *testing.T) {
 	m.mu.Unlock()
 
 	ops := readNemesis(t, rec, path)
-	var fs []string
-	for i := 0; i < len(ops); i += 2 {
-		inv, done := ops[i], ops[i+1]
-		if inv.F != done.F {
-			t.Fatalf("event %d: invocation %s completed as %s", i, inv.F, done.F)
-		}
-		if done.Error != "" {
-			t.Errorf("%s failed: %s", done.F, done.Error)
-		}
-		fs = append(fs, inv.F)
-	}
-	want := []string{"start-partition", "kill", "start", "stop-partition", "start-packet", "pause", "stop-packet",
-		"start-partition", "stop-partition", "resume", "start"}
-	if !slices.Equal(fs, want) {
-		t.Errorf("events %v,\nwant   %v", fs, want)
-	}
+	expectEvents(t, ops, "start-partition", "kill", "start", "stop-partition", "start-packet", "pause", "stop-packet",
+		"start-partition", "stop-partition", "resume", "start")
 	// The invocation names the target as Jepsen does; the completion says
 	// what was done.
 	if string(ops[0].Value.Raw) != `"leader"` {
@@ -337,6 +316,40 @@ func leaderFallback(t *testing.T) {
 	ops := readNemesis(t, rec, path)
 	if len(ops) < 2 || !strings.Contains(string(ops[1].Value.Raw), "leader unknown") {
 		t.Fatalf("kill completion %s, want a note that the leader was unknown", ops[1].Value.Raw)
+	}
+}
+
+// expectEvents checks that ops are pairs of an invocation and its
+// completion, none failed, of the functions want, in order.
+func expectEvents(t *testing.T, ops []histories.Op, want ...string) {
+	t.Helper()
+	var fs []string
+	for i := 0; i+1 < len(ops); i += 2 {
+		inv, done := ops[i], ops[i+1]
+		if inv.F != done.F {
+			t.Fatalf("event %d: invocation %s completed as %s", i, inv.F, done.F)
+		}
+		if done.Error != "" {
+			t.Errorf("%s failed: %s", done.F, done.Error)
+		}
+		fs = append(fs, inv.F)
+	}
+	if len(ops)%2 != 0 || !slices.Equal(fs, want) {
+		t.Errorf("events %v (%d),\nwant   %v", fs, len(ops), want)
+	}
+}
+
+// healed heals nem and checks that every node of m runs.
+func healed(t *testing.T, nem *Nemesis, m *memDB) {
+	t.Helper()
+	if err := nem.Heal(context.Background()); err != nil {
+		t.Fatalf("Heal: %v", err)
+	}
+	states, _, _ := m.snapshot()
+	for name, st := range states {
+		if st != "running" {
+			t.Errorf("%s is %s after Heal", name, st)
+		}
 	}
 }
 

@@ -87,15 +87,7 @@ func powerFaults(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if err := nem.Heal(context.Background()); err != nil {
-		t.Fatalf("Heal: %v", err)
-	}
-	states, _, _ = m.snapshot()
-	for name, st := range states {
-		if st != "running" {
-			t.Errorf("%s is %s after Heal", name, st)
-		}
-	}
+	healed(t, nem, m)
 
 	p.mu.Lock()
 	cuts := slices.Clone(p.cuts)
@@ -113,17 +105,7 @@ func powerFaults(t *testing.T) {
 	}
 
 	ops := readNemesis(t, rec, path)
-	var fs []string
-	for i := 0; i < len(ops); i += 2 {
-		if ops[i].F != ops[i+1].F || ops[i+1].Error != "" {
-			t.Fatalf("events %d, %d: %+v, %+v", i, i+1, ops[i], ops[i+1])
-		}
-		fs = append(fs, ops[i].F)
-	}
-	want := []string{FPowerOff, FPowerOn, FPowerOff, FPowerOn, FPowerOff, FPowerOn, "start"}
-	if !slices.Equal(fs, want) {
-		t.Errorf("events %v,\nwant   %v", fs, want)
-	}
+	expectEvents(t, ops, FPowerOff, FPowerOn, FPowerOff, FPowerOn, FPowerOff, FPowerOn, "start")
 	if string(ops[0].Value.Raw) != `"all"` {
 		t.Errorf("power-off invoked with %s, want \"all\"", ops[0].Value.Raw)
 	}
@@ -163,15 +145,7 @@ func powerCutFailure(t *testing.T) {
 	if err := nem.Run(context.Background(), time.Now()); err == nil || !strings.Contains(err.Error(), "busy") {
 		t.Fatalf("Run with a failing cut: %v, want the cut's error", err)
 	}
-	if err := nem.Heal(context.Background()); err != nil {
-		t.Fatalf("Heal: %v", err)
-	}
-	states, _, _ := m.snapshot()
-	for name, st := range states {
-		if st != "running" {
-			t.Errorf("%s is %s after Heal", name, st)
-		}
-	}
+	healed(t, nem, m)
 	ops := readNemesis(t, rec, path)
 	if len(ops) < 2 || ops[1].F != FPowerOff || !strings.Contains(ops[1].Error, "busy") {
 		t.Errorf("the failed power-off is not in the history: %+v", ops)

@@ -23,6 +23,14 @@
 //     folder (store/<test>/<ts>/nK/data) and its output is copied, as it
 //     happens, to nK/broker.log there.
 //
+// Power faults need nothing of this backend: the harness mounts the
+// power-loss filesystem at each node's data folder on the host before
+// Setup, the container's bind mount reaches it, and since the engine makes
+// the bind mounts anew at every start, a node started after a power cut
+// (which remounts the filesystem) sees the new mount, never the old one.
+// The engine must run in the harness's mount namespace (it does on a
+// Linux host; not in Docker Desktop's VM).
+//
 // The harness reaches the nodes directly at their bridge addresses; no
 // port is published. That needs the engine on this host (Linux), not in a
 // VM as Docker Desktop runs it.

@@ -209,6 +209,12 @@ func TestGarantiaTestDocker(t *testing.T) {
 	if len(logs) != 1 {
 		t.Errorf("want n1/broker.log in the run folder; found %v\n%s", logs, out)
 	}
+	noContainersUnder(t, eng, store)
+}
+
+// noContainersUnder fails t if a container of a run under store remains.
+func noContainersUnder(t *testing.T, eng Engine, store string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := eng.ListContainers(ctx, map[string]string{LabelDir: ""})

@@ -207,15 +207,5 @@ func TestGarantiaTestDockerPower(t *testing.T) {
 			t.Errorf("left mounted: %s", m)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cs, err := eng.ListContainers(ctx, map[string]string{LabelDir: ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		if strings.HasPrefix(c.Labels[LabelDir], store) {
-			t.Errorf("garantia test left container %s", c.Name)
-		}
-	}
+	noContainersUnder(t, eng, store)
 }

@@ -8,6 +8,10 @@
 //	store/<test>/<ts>/n1/data
 //	store/<test>/<ts>/n1/broker.log
 //
+// With power faults the data folder is a power-loss mount (package
+// db/powerfs), which the harness makes before Setup; the backend does not
+// know the difference.
+//
 // Faults are signals: Kill is SIGKILL, Pause SIGSTOP, Resume SIGCONT, and
 // Start runs the node again on the same port and data folder. Start waits
 // for the node to answer only up to Options.StartWait and leaves a node

@@ -30,6 +30,16 @@ func benchSeconds() time.Duration {
 	return 3 * time.Second
 }
 
+// interleaved is the order of a round's two measurements (on the
+// filesystem or not): alternated from round to round, so that drift in
+// the host's speed does not always favour one.
+func interleaved(round int) []bool {
+	if round%2 == 1 {
+		return []bool{true, false}
+	}
+	return []bool{false, true}
+}
+
 // produceRate runs a single-node `garantia broker` on dataDir and
 // produces for d from conc clients, each sending one acks=all record at a
 // time (as the queue workload's senders do); it returns records per
@@ -95,13 +105,7 @@ func BenchmarkProduceThroughPowerfs(b *testing.B) {
 		for round := range rounds {
 			for _, fsync := range []string{"never", "always"} {
 				var plain, mounted float64
-				// Alternate which goes first, so drift in the host's speed
-				// does not always favour one.
-				order := []bool{false, true}
-				if round%2 == 1 {
-					order = []bool{true, false}
-				}
-				for _, onPowerfs := range order {
+				for _, onPowerfs := range interleaved(round) {
 					base := b.TempDir()
 					dataDir := filepath.Join(base, "plain")
 					if onPowerfs {
@@ -133,11 +137,17 @@ func BenchmarkProduceThroughPowerfs(b *testing.B) {
 // throughput measurement: a local 3-node cluster, acks=all, RF 3) with its
 // store in storeDir, and returns the recorded operations per second.
 func testRunOps(b *testing.B, storeDir string, d time.Duration) float64 {
-	cmd := exec.Command(buildtest.Binary(b), "test", "--rate", "0", "--nemesis", "none",
-		"--time-limit", d.String(), "--store", storeDir, "--seed", "1")
+	return garantiaTestOps(b, d, "--rate", "0", "--nemesis", "none", "--store", storeDir)
+}
+
+// garantiaTestOps runs `garantia test` for d with args (and seed 1), and
+// returns the recorded operations per second.
+func garantiaTestOps(b *testing.B, d time.Duration, args ...string) float64 {
+	args = append([]string{"test", "--time-limit", d.String(), "--seed", "1"}, args...)
+	cmd := exec.Command(buildtest.Binary(b), args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		b.Fatalf("garantia test --store %s: %v\n%s", storeDir, err, out)
+		b.Fatalf("garantia %v: %v\n%s", args, err, out)
 	}
 	m := regexp.MustCompile(`(?m)^ops: (\d+) events`).FindSubmatch(out)
 	if m == nil {
@@ -169,11 +179,7 @@ func BenchmarkTestRunThroughPowerfs(b *testing.B) {
 		var ratios []float64
 		for round := range rounds {
 			var plain, mounted float64
-			order := []bool{false, true}
-			if round%2 == 1 {
-				order = []bool{true, false}
-			}
-			for _, onPowerfs := range order {
+			for _, onPowerfs := range interleaved(round) {
 				if onPowerfs {
 					f := powerfstest.Mount(b, powerfs.Options{Label: "bench"})
 					mounted = testRunOps(b, f.Dir(), d)
@@ -190,5 +196,66 @@ func BenchmarkTestRunThroughPowerfs(b *testing.B) {
 		slices.Sort(ratios)
 		b.Logf("garantia test, powerfs/plain over %d rounds: min %.2f, median %.2f, max %.2f", len(ratios), ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1])
 		b.ReportMetric(ratios[len(ratios)/2], "ratio-median")
+	}
+}
+
+// BenchmarkDataFoldersOnPowerfs measures what power faults cost a run
+// besides the faults: `garantia test` as a user runs it, with --powerfs
+// (each node's data folder on a power-loss mount that the harness itself
+// serves, as under --nemesis power) against plain data folders, in
+// interleaved rounds, for two workloads: the default run (--rate 1000,
+// partitions and kills, 30 s) and the throughput run (--rate 0 --nemesis
+// none, 10 s). It reports min/median/max of the ratio of recorded
+// operations per second (powerfs / plain):
+//
+//	go test ./db/powerfs -run '^$' -bench DataFoldersOnPowerfs -benchtime 1x
+//
+// (BENCH_ROUNDS, 5 by default; BENCH_SECONDS sets both time limits.)
+func BenchmarkDataFoldersOnPowerfs(b *testing.B) {
+	if err := powerfs.Probe(); err != nil {
+		powerfstest.SkipOrFail(b, err)
+	}
+	rounds := 5
+	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	workloads := []struct {
+		name string
+		d    time.Duration
+		args []string
+	}{
+		{"default", 30 * time.Second, nil},
+		{"throughput", 10 * time.Second, []string{"--rate", "0", "--nemesis", "none"}},
+	}
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && v > 0 {
+		for i := range workloads {
+			workloads[i].d = time.Duration(v) * time.Second
+		}
+	}
+	for range b.N {
+		for _, w := range workloads {
+			var ratios, plains, mounteds []float64
+			for round := range rounds {
+				var plain, mounted float64
+				for _, onPowerfs := range interleaved(round) {
+					args := append([]string{"--store", b.TempDir()}, w.args...)
+					if onPowerfs {
+						mounted = garantiaTestOps(b, w.d, append(args, "--powerfs")...)
+					} else {
+						plain = garantiaTestOps(b, w.d, args...)
+					}
+				}
+				ratios, plains, mounteds = append(ratios, mounted/plain), append(plains, plain), append(mounteds, mounted)
+				b.Logf("%s, round %d: plain %.0f ops/s, powerfs %.0f ops/s, ratio %.2f", w.name, round, plain, mounted, mounted/plain)
+			}
+			for _, r := range [][]float64{ratios, plains, mounteds} {
+				slices.Sort(r)
+			}
+			mid := len(ratios) / 2
+			b.Logf("%s: plain %.0f/%.0f/%.0f ops/s, powerfs %.0f/%.0f/%.0f ops/s (min/median/max); ratio min %.2f, median %.2f, max %.2f over %d rounds",
+				w.name, plains[0], plains[mid], plains[len(plains)-1], mounteds[0], mounteds[mid], mounteds[len(mounteds)-1],
+				ratios[0], ratios[mid], ratios[len(ratios)-1], len(ratios))
+			b.ReportMetric(ratios[mid], "ratio-median-"+w.name)
+		}
 	}
 }

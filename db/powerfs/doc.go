@@ -58,6 +58,15 @@
 //	rep, err := fs.PowerCut()                           // ErrBusy if files are still open
 //	// restart the node on the same folder
 //
+// A test's nodes: MountDisks mounts one filesystem at each node's data
+// folder (db.LayOut's nK/data), backed by nK/data.backing, and Disks
+// implements db.PowerCutter for the nemesis (CutPower waits out a mount
+// still busy for a moment after its node's process exited). Disks.Unmount
+// puts each node's files back in nK/data, so a run folder looks the same
+// with or without the filesystem. A container sees the mount through a
+// bind mount of the data folder; the engine binds it anew at every start,
+// so a node started again after a cut sees the new mount.
+//
 // Mounts as root use mount(2) directly (no fusermount needed) and allow
 // other users (containers); otherwise fusermount3 or fusermount mounts.
 // Each mount's source in /proc/self/mountinfo is
