@@ -208,9 +208,10 @@ func BenchmarkTestRunThroughPowerfs(b *testing.B) {
 // none, 10 s). It reports min/median/max of the ratio of recorded
 // operations per second (powerfs / plain):
 //
-//	go test ./db/powerfs -run '^$' -bench DataFoldersOnPowerfs -benchtime 1x
+//	go test ./db/powerfs -run '^$' -bench DataFoldersOnPowerfs -benchtime 1x -v
 //
-// (BENCH_ROUNDS, 5 by default; BENCH_SECONDS sets both time limits.)
+// (-v shows every round; BENCH_ROUNDS, 5 by default; BENCH_SECONDS sets
+// both time limits; BENCH_WORKLOAD=default or throughput runs one.)
 func BenchmarkDataFoldersOnPowerfs(b *testing.B) {
 	if err := powerfs.Probe(); err != nil {
 		powerfstest.SkipOrFail(b, err)
@@ -234,6 +235,9 @@ func BenchmarkDataFoldersOnPowerfs(b *testing.B) {
 	}
 	for range b.N {
 		for _, w := range workloads {
+			if only := os.Getenv("BENCH_WORKLOAD"); only != "" && only != w.name {
+				continue
+			}
 			var ratios, plains, mounteds []float64
 			for round := range rounds {
 				var plain, mounted float64
