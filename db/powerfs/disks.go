@@ -123,11 +123,13 @@ func (d *Disks) lookup(node db.Node) (*disk, error) {
 	return nil, fmt.Errorf("powerfs: %w: %q (id %d) has no power-loss filesystem", db.ErrUnknownNode, node.Name, node.ID)
 }
 
-// Unmount unmounts every filesystem (a busy one lazily; see FS.Unmount)
-// and puts each node's files back in its data folder, so that the run
-// folder looks as it does after a run without the filesystem: the empty
-// mount point goes and the backing folder takes its name. It is safe to
-// call more than once; nodes must be stopped first.
+// Unmount unmounts every filesystem and puts each node's files back in
+// its data folder, so that the run folder looks as it does after a run
+// without the filesystem: the empty mount point goes and the backing
+// folder takes its name. A mount still in use (a node not stopped) is
+// detached lazily (see FS.Unmount) and its files stay in the backing
+// folder, which its serve loop still uses; that is an error. It is safe
+// to call more than once; nodes must be stopped first.
 func (d *Disks) Unmount() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -136,13 +138,19 @@ func (d *Disks) Unmount() error {
 		if dk.fs == nil {
 			continue
 		}
-		if err := dk.fs.Unmount(); err != nil {
+		detached, err := dk.fs.unmount()
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		dk.fs = nil
-		// The mount point is an empty folder again (a lazily detached
-		// mount leaves the tree at once).
+		if detached {
+			// Something still uses it, served from the backing folder:
+			// the files stay there.
+			errs = append(errs, fmt.Errorf("powerfs: %s: the mount was still in use and is only detached; its files stay in %s", dk.node.Name, dk.backing))
+			continue
+		}
+		// The mount point is an empty folder again.
 		if err := os.Remove(dk.node.DataDir); err != nil {
 			errs = append(errs, fmt.Errorf("powerfs: %s: its files stay in %s: %w", dk.node.Name, dk.backing, err))
 			continue

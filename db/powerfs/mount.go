@@ -283,29 +283,38 @@ func (f *FS) unmountLocked() error {
 // more than once; a mount still busy is detached lazily (MNT_DETACH) so
 // that nothing is left mounted.
 func (f *FS) Unmount() error {
+	_, err := f.unmount()
+	return err
+}
+
+// unmount is Unmount, also saying whether the mount was busy and only
+// detached: its serve loop then goes on for the processes still using it,
+// on the backing folder.
+func (f *FS) unmount() (detached bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return nil
+		return false, nil
 	}
-	err := f.unmountLocked()
+	err = f.unmountLocked()
 	if errors.Is(err, ErrBusy) {
 		// Still in use: detach it, and the serve loop ends when the last
 		// user lets go.
 		if err = detach(f.dir); err == nil {
 			f.server = nil
+			detached = true
 		}
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	f.closed = true
-	if f.st != nil {
+	if f.st != nil && !detached {
 		if rerr := restoreGrave(f.st); rerr != nil {
-			return rerr
+			return false, rerr
 		}
 	}
-	return nil
+	return detached, nil
 }
 
 // restoreGrave removes the hidden folder: what it held is named by no
