@@ -102,6 +102,14 @@ func TestRunWithPowerFaults(t *testing.T) {
 	if !strings.Contains(progress.String(), "data folders on the power-loss filesystem (ordered mode, torn writes)") {
 		t.Errorf("the progress does not say the data folders are mounted:\n%s", progress.String())
 	}
+	var info struct {
+		histories.TestInfo
+		PowerFS *powerFSJSON `json:"powerfs"`
+	}
+	readJSON(t, filepath.Join(dir, histories.TestFile), &info)
+	if info.PowerFS == nil || *info.PowerFS != (powerFSJSON{Mode: "ordered", Torn: true, Seed: uint64(cfg.Seed)}) || info.Seed != cfg.Seed || len(info.Nodes) != 3 {
+		t.Errorf("test.json: powerfs %+v, seed %d, %d nodes; want how the filesystem was mounted beside the rest", info.PowerFS, info.Seed, len(info.Nodes))
+	}
 	ops, _, err := histories.ReadFile(filepath.Join(dir, histories.HistoryFile))
 	if err != nil {
 		t.Fatal(err)

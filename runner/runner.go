@@ -296,7 +296,7 @@ func (t *test) createFolder() error {
 	for _, s := range t.schedule {
 		t.info.Schedule = append(t.info.Schedule, s.Stored())
 	}
-	if err := t.info.WriteFile(folder.Dir); err != nil {
+	if err := t.writeInfo(); err != nil {
 		return err
 	}
 	fmt.Fprintf(t.progress, "garantia test %s: seed %d (repeat with --seed %d)\nrun folder: %s\n", t.info.Name, cfg.Seed, cfg.Seed, folder.Dir)
@@ -343,7 +343,7 @@ func (t *test) startCluster(ctx context.Context) error {
 	for _, n := range backend.Nodes() {
 		t.info.Nodes = append(t.info.Nodes, histories.NodeInfo{ID: n.ID, Name: n.Name, Addr: n.Addr, Controller: n.Controller})
 	}
-	return t.info.WriteFile(t.folder.Dir)
+	return t.writeInfo()
 }
 
 // createTopic makes the workload and its topic, and the fault program.
@@ -492,7 +492,7 @@ func (t *test) interrupt(ctx context.Context) error {
 		fmt.Fprintf(t.progress, "warning: healing after the interrupt: %v\n", err)
 	}
 	t.info.Interrupted = t.interrupted
-	return t.info.WriteFile(t.folder.Dir)
+	return t.writeInfo()
 }
 
 // teardown releases what the run holds, newest first: the nodes stop,
