@@ -16,11 +16,44 @@
 // encoding/json). The form of a value is decided by its content: a list of
 // micro-operations is [Value.Mops], an assign's or subscribe's list of keys
 // is [Value.Keys] (integer keys, as Jepsen writes them, become decimal
-// text), and anything else (a nemesis description) is kept as compact JSON
-// in [Value.Raw]. Message values are opaque: integers (all Garantia
-// records), or Jepsen's keywords, strings and nil, kept as their JSON text
+// text), a commit's or committed's object of offsets is [Value.Offsets],
+// and anything else (a nemesis description) is kept as compact JSON in
+// [Value.Raw]. Message values are opaque: integers (all Garantia records),
+// or Jepsen's keywords, strings and nil, kept as their JSON text
 // ([Record]); record offsets may be null. An op may carry Jepsen's
-// rebalance log ([Op.RebalanceLog]).
+// rebalance log ([Op.RebalanceLog]) and the consumer group it acts in
+// ([Op.Group]).
+//
+// # Consumer groups
+//
+// A consumer that joins a group (Jepsen's subscribe) and the group's
+// committed offsets add these to the format; all of it is optional, and a
+// history without it reads as before:
+//
+//	{"f":"subscribe","group":"garantia-queue","value":["0","1","2","3"]}
+//	    the process's consumer joins the group, subscribed to the topic
+//	    whose partitions are these keys (the group decides which it reads)
+//	{"f":"commit","group":"garantia-queue","value":{"0":88,"3":12}}
+//	    commit the group's offsets (FCommit): for each key, the offset of
+//	    the next record to read; ok when the coordinator acknowledged them,
+//	    fail when it definitely wrote none, info when it may have
+//	{"type":"invoke","f":"committed","group":"garantia-queue","value":["0","3"]}
+//	{"type":"ok","f":"committed","group":"garantia-queue","value":{"0":88,"3":null}}
+//	    fetch the group's committed offsets back (FCommitted); null: none
+//
+// "group" is an op field of its own, a string, written after "f" and left
+// out when empty; a commit's completion carries its invocation's offsets
+// (or null), a committed's an offset or null for each key it asked for.
+// A subscribed consumer's rebalances are recorded on the completion of its
+// next op, as Jepsen's "rebalance-log" (this is its one shape, written and
+// read):
+//
+//	"rebalance-log":[{"type":"revoked","keys":["3"]},{"type":"assigned","keys":["1","3"]}]
+//
+// each entry what happened ("assigned", "revoked" or "lost": Kafka's
+// rebalance listener callbacks, [RebalanceAssigned] ...) to which keys, in
+// the order the consumer saw it. Readers keep an entry's "type" and
+// "keys" and skip any other field, so Jepsen's logs read as written.
 //
 // A [Writer] appends as events happen and flushes at least once every
 // [FlushInterval], so a harness that dies mid-run still leaves a history that
@@ -42,7 +75,9 @@
 // user can check an existing Kafka history with Garantia and take Garantia's
 // to Jepsen's tools and Elle: [ReadEDNFile] imports, [WriteEDN] exports
 // (`garantia export`). Our own histories survive JSONL → EDN → JSONL
-// unchanged (keyword values come back as strings).
+// unchanged (keyword values come back as strings). In EDN a group is
+// :group "g", offsets a map {0 88, 3 nil}, and a rebalance log Jepsen's
+// own [{:type :revoked, :keys [3]}].
 //
 // # Loading and pairing
 //
@@ -52,7 +87,9 @@
 // follows its process's invocation, with the same f and micro-ops; a
 // completed drain was invoked) and that the file holds at least one op.
 // The first break of a rule is an error naming the file, the line and the
-// rule. [LoadHistory] does the same into a [History], the compact form the
+// rule; a commit's completion must carry its invocation's offsets, a
+// committed's the keys asked for. [LoadHistory] does the same into a
+// [History], the compact form the
 // checkers analyse (its memory follows the history's size), and [FromOps]
 // makes one of ops in memory. A fragment of a history (LoadOptions.Fragment)
 // may begin with completions whose invocations were cut off.

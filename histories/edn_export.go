@@ -60,6 +60,10 @@ func AppendEDN(dst []byte, op *Op) ([]byte, error) {
 	}
 	dst = append(dst, ", :f "...)
 	dst = appendEDNName(dst, op.F)
+	if op.Group != "" {
+		dst = append(dst, ", :group "...)
+		dst = appendEDNString(dst, op.Group)
+	}
 	dst = append(dst, ", :value "...)
 	var err error
 	if dst, err = appendValue(dst, &op.Value, &ednNotation); err != nil {
@@ -132,7 +136,12 @@ var ednNotation = notation{
 	key:       appendEDNKey,
 	raw:       appendRawEDN,
 
-	rebalanceKeys: "{:keys [",
+	rebalanceKeys:          "{:keys [",
+	rebalanceType:          "{:type ",
+	rebalanceKeysAfterType: ":keys [",
+	name:                   appendEDNName,
+	offsetsOpen:            "{",
+	offsetsClose:           "}",
 }
 
 // appendRawEDN appends a Raw value, JSON, converted to EDN.

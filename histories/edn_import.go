@@ -45,15 +45,17 @@ func readEDNFileInto(path string) (*opList, []string, error) {
 //     format, so both formats judge values alike: a vector of
 //     [:send k v], [:send k [offset v]], [:send k [nil v]], [:poll] and
 //     [:poll {k [[offset v] ...]}] micro-ops is Mops; an :assign's or
-//     :subscribe's vector of keys is Keys; anything else (a nemesis
-//     description) is Raw. In the conversion keywords and symbols become
+//     :subscribe's vector of keys is Keys; a :commit's or :committed's map
+//     {k offset} is Offsets (and a :committed's vector of keys Keys);
+//     anything else (a nemesis description) is Raw. In the conversion keywords and symbols become
 //     strings without the colon, maps objects with their keys printed as
 //     strings, sets and lists arrays, tagged literals their value, and
 //     numbers JSON cannot hold as written (ratios, hex, ##Inf) strings;
 //   - keys (Jepsen's are integers) become their decimal text;
 //   - :node and :error are kept as strings, or as their printed EDN when
 //     they are not strings (an :error [:timeout "..."] stays readable);
-//   - :rebalance-log, a vector of maps, keeps each map's :keys;
+//   - :rebalance-log, a vector of maps, keeps each map's :type and :keys;
+//   - :group is kept as a string (a keyword by its name);
 //   - any other key (Jepsen's :poll-ms, :debug, ...) is ignored.
 //
 // A last line without a newline that ends inside a form (a history cut off
@@ -156,7 +158,7 @@ const ednOpBytesGuess = 128
 var ednFields = map[string]int{
 	"index": seenIndex, "time": seenTime, "process": seenProcess, "type": seenType,
 	"f": seenF, "value": seenValue, "node": seenNode, "error": seenError,
-	"rebalance-log": seenRebalance,
+	"rebalance-log": seenRebalance, "group": seenGroup,
 }
 
 // addForm reads the next form, which must be an op map, and adds its op.
@@ -251,6 +253,13 @@ func (im *ednImporter) op(items []ednNode) (Op, error) {
 			op.Node = ednText(v)
 		case seenError:
 			op.Error = ednText(v)
+		case seenGroup:
+			switch v.kind {
+			case ednKeyword, ednSymbol: // a group named like :jepsen-group
+				op.Group = v.text
+			default:
+				op.Group = ednText(v)
+			}
 		case seenRebalance:
 			// Through JSON and the JSONL decoder's rules, as values are.
 			im.json, err = appendEDNAsJSON(im.json[:0], v, 0)

@@ -98,6 +98,12 @@ func TestEDNValues(t *testing.T) {
 			`{"index":0,"time":1,"process":0,"type":"invoke","f":"send","value":[]}`},
 		{"malformed mops under a nemesis f", `{:type :info, :f :kill, :value [[:send 1]], :time 1, :process :nemesis}`,
 			`{"index":0,"time":1,"process":-1,"type":"info","f":"kill","value":[["send",1]]}`},
+		{"commit to a group", `{:type :invoke, :f :commit, :group "jepsen-group", :value {3 89, "x" 0}, :time 1, :process 0}`,
+			`{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","group":"jepsen-group","value":{"3":89,"x":0}}`},
+		{"committed keys and result", `{:type :ok, :f :committed, :group :g, :value {3 89, 4 nil}, :time 1, :process 0}`,
+			`{"index":0,"time":1,"process":0,"type":"ok","f":"committed","group":"g","value":{"3":89,"4":null}}`},
+		{"Jepsen's rebalance log", `{:type :ok, :f :txn, :value [[:poll {}]], :time 1, :process 0, :rebalance-log [{:type :revoked, :keys [55 4]} {:type :assigned, :keys [53], :partitions []}]}`,
+			`{"index":0,"time":1,"process":0,"type":"ok","f":"txn","value":[["poll",{}]],"rebalance-log":[{"type":"revoked","keys":["55","4"]},{"type":"assigned","keys":["53"]}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,9 +202,15 @@ func TestWriteEDNFormat(t *testing.T) {
 			t.Errorf("line %d:\n got %s\nwant %s", i, lines[i], w)
 		}
 	}
+	commit := Op{Type: OK, F: FCommitted, Group: "g", Value: Value{Offsets: []KeyOffset{{"3", 89}, {"x", OffsetUnknown}}},
+		RebalanceLog: []Rebalance{{Type: RebalanceLost, Keys: []string{"3"}}, {Keys: []string{}}}}
+	b, _ := AppendEDN(nil, &commit)
+	if want := `{:index 0, :time 0, :type :ok, :process 0, :f :committed, :group "g", :value {3 89, "x" nil}, :rebalance-log [{:type :lost, :keys [3]} {:keys []}]}`; string(b) != want {
+		t.Errorf("\n got %s\nwant %s", b, want)
+	}
 	// Keys that are not canonical numbers stay strings.
 	op := Op{Type: OK, F: FAssign, Value: Value{Keys: []string{"007", "-1", "x", "10"}}}
-	b, _ := AppendEDN(nil, &op)
+	b, _ = AppendEDN(nil, &op)
 	if want := `{:index 0, :time 0, :type :ok, :process 0, :f :assign, :value ["007" "-1" "x" 10]}`; string(b) != want {
 		t.Errorf("\n got %s\nwant %s", b, want)
 	}

@@ -27,6 +27,8 @@ var jsonlSeeds = []string{
 	`{"index":5,"time":9000,"process":2,"type":"ok","f":"poll","value":[["poll",{"x":[[null,"a"],[3,null],[4,true],[5,1e400]]}]],"rebalance-log":[{"keys":["x",7],"other":1}]}`,
 	`{"index":5,"time":9000,"process":2,"type":"invoke","f":"send","value":[["send","x","\u00e9\ud800"],["send","y",[null,"k"]]]}`,
 	`{"index":4,"time":9000,"process":-1,"type":"info","f":"kill","value":[]}`,
+	`{"index":6,"time":9000,"process":2,"type":"invoke","f":"commit","group":"garantia-queue","value":{"3":89,"10":0}}`,
+	`{"index":7,"time":9001,"process":2,"type":"ok","f":"committed","group":"garantia-queue","value":{"3":89,"10":null},"rebalance-log":[{"type":"assigned","keys":["3"]}]}`,
 	"{\"index\":0,\"time\":1,\"process\":0,\"type\":\"ok\",\"f\":\"poll\"}\r\n\r\n{\"index\":1,\"time\":1,\"process\":0,\"type\":\"okk\",\"f\":\"poll\"}\n",
 	"{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"poll\"}\n{\"index\":1,\"ti",
 }

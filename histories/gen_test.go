@@ -9,7 +9,8 @@ import (
 // from seed: concurrent processes sending and polling a few keys, some
 // sends acknowledged without an offset, some ops failing or ending
 // indeterminate (retiring their process), and nemesis events between them.
-// It exercises every value form. Same seed, same history.
+// It exercises every value form, and commits and fetches of a group's
+// offsets and rebalance logs. Same seed, same history.
 func genHistory(seed uint64, n int) []Op {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	const procs = 10
@@ -49,7 +50,13 @@ func genHistory(seed uint64, n int) []Op {
 		if !st.open {
 			var op Op
 			op.Process, op.Type = procID[p], Invoke
-			switch r := rng.IntN(20); {
+			switch r := rng.IntN(22); {
+			case r == 20:
+				op.F, op.Group = FCommit, "g"
+				op.Value.Offsets = []KeyOffset{{fmt.Sprint(rng.IntN(keys)), rng.Int64N(100)}}
+			case r == 21:
+				op.F, op.Group = FCommitted, "g"
+				op.Value.Keys = []string{"0", "1", "2"}
 			case r < 10:
 				op.F = FSend
 				k := rng.IntN(3) + 1
@@ -110,6 +117,13 @@ func genHistory(seed uint64, n int) []Op {
 					polls[fmt.Sprint(k)] = logs[k][from:to]
 				}
 				op.Value.Mops = []Mop{{F: MopPoll, Polls: polls}}
+				if rng.IntN(10) == 0 {
+					op.RebalanceLog = []Rebalance{{Type: RebalanceRevoked, Keys: []string{"1"}}, {Type: RebalanceAssigned, Keys: []string{"1", "2"}}}
+				}
+			}
+		case FCommitted:
+			if op.Type == OK {
+				op.Value = Value{Offsets: []KeyOffset{{"0", rng.Int64N(100)}, {"1", OffsetUnknown}, {"2", 7}}}
 			}
 		}
 		emit(op)

@@ -18,8 +18,10 @@ import (
 // plus 32 per micro-op and 16 per record read: strings (functions, keys,
 // nodes, errors) are stored once and named by a [Sym]; an event's value
 // is a [Span] of the flat arrays Micros (send and poll micro-ops), Reads
-// (a poll's result, one entry per key, whose records RecsOf gives), or of
-// Lists (the keys of an assign or subscribe). A read's records are stored
+// (a poll's result, one entry per key, whose records RecsOf gives), Lists
+// (the keys of an assign or subscribe) or Offsets (a commit's offsets, a
+// committed's result); an event's consumer group is two bytes that name
+// one of at most 65,535 groups ([History.GroupOf]). A read's records are stored
 // as their values, 8 bytes each, and its first offset when the offsets run
 // on one by one, as they nearly always do; otherwise each offset too. Message values are
 // [ValueID]s: see [History.Val].
@@ -47,6 +49,8 @@ type History struct {
 	Reads []KeyRead
 	// Lists hold the keys of assigns and subscribes and of rebalance logs.
 	Lists []Sym
+	// Offsets hold the offsets of commits and of committed's results.
+	Offsets []OffsetEntry
 
 	// recVals are the values of every read's records, and recOffs the
 	// offsets of the reads whose offsets do not run on one by one.
@@ -55,8 +59,9 @@ type History struct {
 
 	strs       []string
 	symOf      map[string]Sym
-	raws       [][]byte // raw values (nemesis descriptions), by Event.Value.Start
-	rebalances [][]Span // rebalance logs, by Event.Rebalance-1: spans of Lists
+	raws       [][]byte           // raw values (nemesis descriptions), by Event.Value.Start
+	rebalances [][]RebalanceEntry // rebalance logs, by Event.Rebalance-1
+	groups     []Sym              // consumer groups, by Event.Group-1
 	// textValues is set once some value is not an integer: from then on a
 	// ValueID is an index into vals rather than the integer itself.
 	textValues bool
@@ -113,10 +118,11 @@ type Form uint8
 
 // The forms of an event's value (see [Value]).
 const (
-	FormNull Form = iota // null
-	FormMops             // micro-ops: Event.Value spans Micros
-	FormKeys             // keys: Event.Value spans Lists
-	FormRaw              // anything else, kept as JSON (History.Raw)
+	FormNull    Form = iota // null
+	FormMops                // micro-ops: Event.Value spans Micros
+	FormKeys                // keys: Event.Value spans Lists
+	FormRaw                 // anything else, kept as JSON (History.Raw)
+	FormOffsets             // a group's offsets: Event.Value spans Offsets
 )
 
 // Event is one op of a [History].
@@ -124,9 +130,13 @@ type Event struct {
 	Index, Time, Process int64
 	Kind                 Kind
 	Form                 Form
-	F                    Sym
-	Node, Error          Sym
-	// Value spans Micros (FormMops) or Lists (FormKeys).
+	// Group is 0, or 1 + the index of the event's consumer group
+	// (History.GroupOf). Two bytes, where the struct had padding.
+	Group       uint16
+	F           Sym
+	Node, Error Sym
+	// Value spans Micros (FormMops), Lists (FormKeys) or Offsets
+	// (FormOffsets).
 	Value Span
 	// Partner is, for an invocation, the position of its completion and,
 	// for a completion, the position of its invocation; -1 when there is
@@ -134,8 +144,22 @@ type Event struct {
 	// event, a fragment's first completion of a process).
 	Partner int32
 	// Rebalance is 0, or 1 + the index of the event's rebalance log
-	// (History.RebalanceKeys).
+	// (History.Rebalances).
 	Rebalance uint32
+}
+
+// OffsetEntry is one entry of a commit's offsets or of what a committed
+// read: a key and its offset, or OffsetUnknown (none committed).
+type OffsetEntry struct {
+	Offset int64
+	Key    Sym
+}
+
+// RebalanceEntry is one entry of a rebalance log: what happened (a
+// [Rebalance] type, 0 for none) to which keys (a span of Lists).
+type RebalanceEntry struct {
+	Type Sym
+	Keys Span
 }
 
 // IsClient reports whether the event was recorded by a client rather than
@@ -242,13 +266,29 @@ func (h *History) Raw(e *Event) []byte {
 	return h.raws[e.Value.Start]
 }
 
-// RebalanceKeys returns the keys of every rebalance in an event's
-// rebalance log, each a span of Lists.
-func (h *History) RebalanceKeys(e *Event) []Span {
+// Rebalances returns the entries of an event's rebalance log.
+func (h *History) Rebalances(e *Event) []RebalanceEntry {
 	if e.Rebalance == 0 {
 		return nil
 	}
 	return h.rebalances[e.Rebalance-1]
+}
+
+// OffsetsOf returns a FormOffsets event's offsets.
+func (h *History) OffsetsOf(e *Event) []OffsetEntry {
+	if e.Form != FormOffsets {
+		return nil
+	}
+	return h.Offsets[e.Value.Start:e.Value.End()]
+}
+
+// GroupOf returns the consumer group an event names (0, the empty
+// string, for none).
+func (h *History) GroupOf(e *Event) Sym {
+	if e.Group == 0 {
+		return 0
+	}
+	return h.groups[e.Group-1]
 }
 
 // MicrosOf returns a FormMops event's micro-ops.
@@ -271,7 +311,7 @@ func (h *History) KeysOf(e *Event) []Sym {
 func (h *History) Op(i int) Op {
 	e := &h.Events[i]
 	op := Op{Index: e.Index, Time: e.Time, Process: e.Process, Type: e.Kind.Type(),
-		F: h.strs[e.F], Node: h.strs[e.Node], Error: h.strs[e.Error]}
+		F: h.strs[e.F], Node: h.strs[e.Node], Error: h.strs[e.Error], Group: h.strs[h.GroupOf(e)]}
 	switch e.Form {
 	case FormMops:
 		op.Value.Mops = make([]Mop, 0, e.Value.Len)
@@ -303,10 +343,18 @@ func (h *History) Op(i int) Op {
 		}
 	case FormRaw:
 		op.Value.Raw = h.raws[e.Value.Start]
+	case FormOffsets:
+		op.Value.Offsets = make([]KeyOffset, 0, e.Value.Len)
+		for _, o := range h.OffsetsOf(e) {
+			op.Value.Offsets = append(op.Value.Offsets, KeyOffset{Key: h.strs[o.Key], Offset: o.Offset})
+		}
 	}
-	for _, sp := range h.RebalanceKeys(e) {
-		rb := Rebalance{Keys: []string{}}
-		for _, k := range h.Lists[sp.Start:sp.End()] {
+	if e.Rebalance != 0 {
+		op.RebalanceLog = []Rebalance{}
+	}
+	for _, re := range h.Rebalances(e) {
+		rb := Rebalance{Type: h.strs[re.Type], Keys: []string{}}
+		for _, k := range h.Lists[re.Keys.Start:re.Keys.End()] {
 			rb.Keys = append(rb.Keys, h.strs[k])
 		}
 		op.RebalanceLog = append(op.RebalanceLog, rb)
@@ -328,6 +376,7 @@ type builder struct {
 	// then name the file and line, else the op's index.
 	lines   bool
 	keysTmp []string
+	groupOf map[Sym]uint16 // Event.Group by the group's name
 }
 
 func newBuilder(name string, fragment, lines bool, hint int) *builder {
@@ -339,7 +388,7 @@ func newBuilder(name string, fragment, lines bool, hint int) *builder {
 		strs:     []string{""},
 		symOf:    map[string]Sym{"": 0},
 	}
-	b := &builder{h: h, pairer: newPairer(fragment), lines: lines}
+	b := &builder{h: h, pairer: newPairer(fragment), lines: lines, groupOf: map[Sym]uint16{}}
 	b.pairer.copies = new(slab[Mop]) // a reader reuses the ops' memory (keeps is false)
 	return b
 }
@@ -412,6 +461,16 @@ func (b *builder) addOp(op *Op, line int32) error {
 	}
 	e := Event{Index: op.Index, Time: op.Time, Process: op.Process, Kind: kindOf(op.Type),
 		F: b.sym(op.F), Node: b.sym(op.Node), Error: b.sym(op.Error), Partner: -1}
+	if err := CheckValueForm(op.F, &op.Value); err != nil {
+		return b.fail(op, line, err)
+	}
+	if op.Group != "" {
+		g, err := b.group(op.Group)
+		if err != nil {
+			return b.fail(op, line, err)
+		}
+		e.Group = g
+	}
 	var err error
 	switch v := &op.Value; {
 	case v.Mops != nil:
@@ -424,18 +483,25 @@ func (b *builder) addOp(op *Op, line int32) error {
 		e.Form = FormRaw
 		e.Value = Span{Start: uint32(len(h.raws))}
 		h.raws = append(h.raws, v.Raw)
+	case v.Offsets != nil:
+		e.Form = FormOffsets
+		if e.Value, err = span(len(h.Offsets), len(v.Offsets)); err == nil {
+			for _, o := range v.Offsets {
+				h.Offsets = append(h.Offsets, OffsetEntry{Key: b.sym(o.Key), Offset: o.Offset})
+			}
+		}
 	}
 	if err != nil {
 		return b.fail(op, line, err)
 	}
 	if op.RebalanceLog != nil {
-		log := make([]Span, 0, len(op.RebalanceLog))
+		log := make([]RebalanceEntry, 0, len(op.RebalanceLog))
 		for _, rb := range op.RebalanceLog {
 			sp, err := b.addList(rb.Keys)
 			if err != nil {
 				return b.fail(op, line, err)
 			}
-			log = append(log, sp)
+			log = append(log, RebalanceEntry{Type: b.sym(rb.Type), Keys: sp})
 		}
 		h.rebalances = append(h.rebalances, log)
 		e.Rebalance = uint32(len(h.rebalances))
@@ -446,6 +512,25 @@ func (b *builder) addOp(op *Op, line int32) error {
 	}
 	h.Events = append(h.Events, e)
 	return nil
+}
+
+// maxGroups is how many consumer groups a History can name: Event.Group
+// has two bytes.
+const maxGroups = math.MaxUint16
+
+// group returns the Event.Group of a consumer group's name.
+func (b *builder) group(name string) (uint16, error) {
+	sym := b.sym(name)
+	if i, ok := b.groupOf[sym]; ok {
+		return i, nil
+	}
+	if len(b.h.groups) >= maxGroups {
+		return 0, fmt.Errorf("%w: more than %d consumer groups", ErrTooLarge, maxGroups)
+	}
+	b.h.groups = append(b.h.groups, sym)
+	i := uint16(len(b.h.groups))
+	b.groupOf[sym] = i
+	return i, nil
 }
 
 func (b *builder) sym(s string) Sym {

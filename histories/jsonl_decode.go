@@ -106,9 +106,10 @@ const (
 	seenNode
 	seenError
 	seenRebalance
+	seenGroup
 )
 
-var fieldNames = [...]string{"index", "time", "process", "type", "f", "value", "node", "error", "rebalance-log"}
+var fieldNames = [...]string{"index", "time", "process", "type", "f", "value", "node", "error", "rebalance-log", "group"}
 
 // decodeOp parses one history line into op. It checks the line against the
 // schema but not against its neighbours (index order is the reader's job).
@@ -157,6 +158,8 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 			bit = seenError
 		case "rebalance-log":
 			bit = seenRebalance
+		case "group":
+			bit = seenGroup
 		}
 		if bit != 0 && seen&uint(bit) != 0 {
 			return fmt.Errorf("field %q appears twice", string(key))
@@ -181,7 +184,7 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 			// A list is tried as micro-ops unless f, when it came first,
 			// says it cannot be (an assign's keys, a nemesis value): a
 			// failed try costs an error message.
-			if d.peek() == '[' && (op.F == "" || isMopF(op.F) || d.mopsAhead()) {
+			if d.peek() == '[' && !isOffsetsF(op.F) && (op.F == "" || isMopF(op.F) || d.mopsAhead()) {
 				var mops []Mop
 				mops, mopErr = d.mopList()
 				if mopErr == nil {
@@ -200,6 +203,8 @@ func (d *decoder) decodeOp(line []byte, op *Op) error {
 			op.Error, err = d.optString("error")
 		case seenRebalance:
 			op.RebalanceLog, err = d.rebalanceLog()
+		case seenGroup:
+			op.Group, err = d.optString("group")
 		default:
 			err = d.skipValue(0) // unknown fields are allowed and ignored
 		}
@@ -264,12 +269,16 @@ func isMopF(f string) bool { return f == FSend || f == FPoll || f == FTxn }
 // isKeysF reports whether f's value is a list of keys.
 func isKeysF(f string) bool { return f == FAssign || f == FSubscribe }
 
+// isOffsetsF reports whether f's value is a group's offsets (a committed's
+// invocation: the keys it asks for).
+func isOffsetsF(f string) bool { return f == FCommit || f == FCommitted }
+
 // decodeValue decodes a value alone (json, for op.F) into op.Value, by the
 // rules of a history line's value. The EDN importer uses it.
 func (d *decoder) decodeValue(op *Op, json []byte) error {
 	d.b, d.i = json, 0
 	done, mopErr := false, error(nil)
-	if d.peek() == '[' {
+	if d.peek() == '[' && !isOffsetsF(op.F) {
 		var mops []Mop
 		if mops, mopErr = d.mopList(); mopErr == nil {
 			op.Value.Mops, done = mops, true
@@ -295,8 +304,16 @@ func (d *decoder) decodeValue(op *Op, json []byte) error {
 //   - for send, poll and txn anything else is an error, and [] is an empty
 //     Mops;
 //   - for assign and subscribe a list of strings or integers is Keys;
+//   - for commit an object of keys to offsets (integers >= 0) is Offsets,
+//     and anything else an error; for committed, a list of keys is Keys
+//     and an object of keys to offsets or null is Offsets, anything else
+//     an error (see offsetsValue);
 //   - everything else is Raw, compacted.
 func (d *decoder) resolveValue(op *Op, span []byte, mopsDone bool, mopErr error) error {
+	if isOffsetsF(op.F) {
+		op.Value = Value{}
+		return d.offsetsValue(op, span)
+	}
 	if mopsDone {
 		if len(op.Value.Mops) > 0 || isMopF(op.F) {
 			return nil
@@ -323,6 +340,73 @@ func (d *decoder) resolveValue(op *Op, span []byte, mopsDone bool, mopErr error)
 		return fmt.Errorf("invalid JSON: %w", err)
 	}
 	op.Value.Raw = buf.Bytes()
+	return nil
+}
+
+// offsetsValue decodes the value of a commit or committed, span: null;
+// for committed a list of keys (the invocation); an object {"3": 89}
+// whose keys are distinct and whose offsets are integers >= 0, or, for a
+// committed, null (no committed offset).
+func (d *decoder) offsetsValue(op *Op, span []byte) error {
+	if bytes.Equal(span, []byte("null")) {
+		return nil
+	}
+	if op.F == FCommitted && span[0] == '[' {
+		keys, ok := d.keyList(span)
+		if !ok {
+			return fmt.Errorf("a committed's value must be a list of keys, an object of offsets or null, got %s", snippet(span))
+		}
+		op.Value.Keys = keys
+		return nil
+	}
+	if span[0] != '{' {
+		if op.F == FCommitted {
+			return fmt.Errorf("a committed's value must be a list of keys, an object of offsets or null, got %s", snippet(span))
+		}
+		return fmt.Errorf("a commit's value must be an object of offsets {\"key\": offset, ...}, got %s", snippet(span))
+	}
+	saveB, saveI := d.b, d.i
+	defer func() { d.b, d.i = saveB, saveI }()
+	d.b, d.i = span, 1
+	out := []KeyOffset{}
+	for more := d.open('}'); more; {
+		if d.peek() != '"' {
+			return d.errf("want a key in quotes, got %s", d.snippetAt(d.i))
+		}
+		kb, err := d.str()
+		if err != nil {
+			return err
+		}
+		k := d.internBytes(kb)
+		for _, e := range out {
+			if e.Key == k {
+				return fmt.Errorf("offsets have key %q twice", k)
+			}
+		}
+		if err := d.expect(':', "after a key"); err != nil {
+			return err
+		}
+		ko := KeyOffset{Key: k}
+		switch {
+		case d.lit("null"):
+			if op.F == FCommit {
+				return fmt.Errorf("offset of key %q: a commit's offsets are integers >= 0, got null", k)
+			}
+			ko.Offset = OffsetUnknown
+		default:
+			if ko.Offset, err = d.integer("offset"); err != nil {
+				return fmt.Errorf("offset of key %q: %w", k, err)
+			}
+			if ko.Offset < 0 {
+				return fmt.Errorf("offset of key %q: want an integer >= 0 or null, got %d", k, ko.Offset)
+			}
+		}
+		out = append(out, ko)
+		if more, err = d.next('}', "in the offsets"); err != nil {
+			return err
+		}
+	}
+	op.Value.Offsets = out
 	return nil
 }
 
@@ -627,8 +711,8 @@ func (d *decoder) message() (n int64, text string, err error) {
 }
 
 // rebalanceLog parses Jepsen's :rebalance-log: null, or a list of objects
-// whose "keys" field lists the keys held after that rebalance (other
-// fields are skipped).
+// whose "keys" field lists the keys the rebalance moved and whose "type"
+// (a string or null) says how (other fields are skipped).
 func (d *decoder) rebalanceLog() ([]Rebalance, error) {
 	if d.lit("null") {
 		return nil, nil
@@ -652,11 +736,15 @@ func (d *decoder) rebalanceLog() ([]Rebalance, error) {
 			if err != nil {
 				return nil, err
 			}
-			isKeys := string(name) == "keys"
+			isKeys, isType := string(name) == "keys", string(name) == "type"
 			if err := d.expect(':', "after a field name"); err != nil {
 				return nil, err
 			}
-			if isKeys {
+			if isType {
+				if rb.Type, err = d.optString("type"); err != nil {
+					return nil, fmt.Errorf("rebalance %d: \"type\": %w", len(log), err)
+				}
+			} else if isKeys {
 				start := d.i
 				if err := d.skipValue(0); err != nil {
 					return nil, err

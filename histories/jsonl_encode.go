@@ -15,13 +15,14 @@ import (
 // trailing newline, to dst and returns the extended slice.
 //
 // It writes the fields in the documented order (index, time, process, type,
-// f, value, node, error) and leaves out node and error when they are empty.
-// It refuses ops that a [Reader] would refuse, so that whatever a [Writer]
-// wrote can always be read back: an unknown type, an empty f, more than one
-// field of the value set, a micro-op that is neither send nor poll, a
-// negative send offset other than [OffsetPending] or [OffsetUnknown], and a
-// Raw value that is not valid JSON. On error dst is returned unchanged in
-// length.
+// f, group, value, node, error, rebalance-log) and leaves out group, node,
+// error and rebalance-log when they are empty. It refuses ops that a
+// [Reader] would refuse, so that whatever a [Writer] wrote can always be
+// read back: an unknown type, an empty f, more than one field of the value
+// set, a value of the wrong form for f (see [CheckValueForm]), a
+// micro-op that is neither send nor poll, a negative send offset other than
+// [OffsetPending] or [OffsetUnknown], and a Raw value that is not valid
+// JSON. On error dst is returned unchanged in length.
 //
 // AppendOp uses no reflection: a harness records every operation through it.
 func AppendOp(dst []byte, op *Op) ([]byte, error) {
@@ -39,6 +40,10 @@ func AppendOp(dst []byte, op *Op) ([]byte, error) {
 	dst = append(dst, op.Type...) // valid types need no escaping
 	dst = append(dst, `","f":`...)
 	dst = appendJSONString(dst, op.F)
+	if op.Group != "" {
+		dst = append(dst, `,"group":`...)
+		dst = appendJSONString(dst, op.Group)
+	}
 	dst = append(dst, `,"value":`...)
 	var err error
 	dst, err = appendValue(dst, &op.Value, &jsonNotation)
@@ -61,14 +66,22 @@ func AppendOp(dst []byte, op *Op) ([]byte, error) {
 	return dst, nil
 }
 
-// appendRebalanceLog appends a rebalance log: [{"keys": [...]}, ...].
+// appendRebalanceLog appends a rebalance log: [{"type": "assigned",
+// "keys": [...]}, ...], the type left out when it is "".
 func appendRebalanceLog(dst []byte, log []Rebalance, n *notation) []byte {
 	dst = append(dst, '[')
 	for i, rb := range log {
 		if i > 0 {
 			dst = append(dst, n.sep)
 		}
-		dst = append(dst, n.rebalanceKeys...)
+		if rb.Type != "" {
+			dst = append(dst, n.rebalanceType...)
+			dst = n.name(dst, rb.Type)
+			dst = append(dst, n.entrySep...)
+			dst = append(dst, n.rebalanceKeysAfterType...)
+		} else {
+			dst = append(dst, n.rebalanceKeys...)
+		}
 		for j, k := range rb.Keys {
 			if j > 0 {
 				dst = append(dst, n.sep)
@@ -90,11 +103,46 @@ func checkOp(op *Op) error {
 	if op.F == "" {
 		return fmt.Errorf("histories: op index %d: f is empty", op.Index)
 	}
+	if err := CheckValueForm(op.F, &op.Value); err != nil {
+		return fmt.Errorf("histories: op index %d: %w", op.Index, err)
+	}
+	return nil
+}
+
+// CheckValueForm says whether a value of f has a form a reader takes back
+// as the same form: Offsets only for commit and committed, which take
+// nothing else but Keys (committed) and null; a commit's offsets all
+// integers >= 0, a committed's integers >= 0 or OffsetUnknown, each key
+// once. It is the rule the decoder applies to a line, for values made in
+// memory.
+func CheckValueForm(f string, v *Value) error {
+	if !isOffsetsF(f) {
+		if v.Offsets != nil {
+			return fmt.Errorf("a %s's value cannot be offsets: only commit and committed have them", f)
+		}
+		return nil
+	}
+	if v.Mops != nil || v.Raw != nil || (v.Keys != nil && f == FCommit) {
+		return fmt.Errorf("a %s's value must be offsets (or, for committed, keys) or null", f)
+	}
+	for i, e := range v.Offsets {
+		switch {
+		case e.Offset < 0 && f == FCommit:
+			return fmt.Errorf("a commit's offset of key %q is %d: want an integer >= 0", e.Key, e.Offset)
+		case e.Offset < 0 && e.Offset != OffsetUnknown:
+			return fmt.Errorf("a committed's offset of key %q is %d: want an integer >= 0 or OffsetUnknown", e.Key, e.Offset)
+		}
+		for _, o := range v.Offsets[:i] {
+			if o.Key == e.Key {
+				return fmt.Errorf("a %s's offsets have key %q twice", f, e.Key)
+			}
+		}
+	}
 	return nil
 }
 
 // errValueAmbiguous says a Value had more than one of its fields set.
-var errValueAmbiguous = errors.New("more than one of Mops, Keys and Raw is set")
+var errValueAmbiguous = errors.New("more than one of Mops, Keys, Offsets and Raw is set")
 
 // notation is what differs between a value written in history.jsonl and
 // one written in Jepsen's history.edn: the words and punctuation. The
@@ -111,8 +159,15 @@ type notation struct {
 	pollEmpty string                                // a whole poll micro-op without a result
 	key       func(dst []byte, k string) []byte     // a key, in Keys, a send or a poll
 	raw       func(dst, raw []byte) ([]byte, error) // a Raw value, which is JSON
-	// rebalanceKeys opens one entry of a rebalance log, up to its keys.
-	rebalanceKeys string
+	// rebalanceKeys opens one entry of a rebalance log, up to its keys;
+	// rebalanceType one with a type, up to the type, and
+	// rebalanceKeysAfterType goes from after the type to the keys.
+	rebalanceKeys, rebalanceType, rebalanceKeysAfterType string
+	// name writes a word such as a rebalance's type (a keyword in EDN).
+	name func(dst []byte, s string) []byte
+	// offsetsOpen and offsetsClose enclose a group's offsets, keySep
+	// between a key and its offset, entrySep between entries.
+	offsetsOpen, offsetsClose string
 }
 
 // jsonNotation writes history.jsonl. Keys are always strings.
@@ -127,7 +182,12 @@ var jsonNotation = notation{
 	key:       appendJSONString,
 	raw:       appendRaw,
 
-	rebalanceKeys: `{"keys":[`,
+	rebalanceKeys:          `{"keys":[`,
+	rebalanceType:          `{"type":`,
+	rebalanceKeysAfterType: `"keys":[`,
+	name:                   appendJSONString,
+	offsetsOpen:            "{",
+	offsetsClose:           "}",
 }
 
 // appendValue appends v in notation n: Mops, Keys or Raw, or null when all
@@ -141,6 +201,9 @@ func appendValue(dst []byte, v *Value, n *notation) ([]byte, error) {
 		set++
 	}
 	if v.Raw != nil {
+		set++
+	}
+	if v.Offsets != nil {
 		set++
 	}
 	if set > 1 {
@@ -158,6 +221,21 @@ func appendValue(dst []byte, v *Value, n *notation) ([]byte, error) {
 			dst = n.key(dst, k)
 		}
 		return append(dst, ']'), nil
+	case v.Offsets != nil:
+		dst = append(dst, n.offsetsOpen...)
+		for i, e := range v.Offsets {
+			if i > 0 {
+				dst = append(dst, n.entrySep...)
+			}
+			dst = n.key(dst, e.Key)
+			dst = append(dst, n.keySep)
+			if e.Offset == OffsetUnknown {
+				dst = append(dst, n.null...)
+			} else {
+				dst = strconv.AppendInt(dst, e.Offset, 10)
+			}
+		}
+		return append(dst, n.offsetsClose...), nil
 	case v.Raw != nil:
 		return n.raw(dst, v.Raw)
 	}

@@ -146,6 +146,40 @@ func TestJSONLValueForms(t *testing.T) {
 			out:  `{"index":0,"time":1,"process":0,"type":"invoke","f":"crash","value":null}`,
 		},
 		{
+			name: "commit, with its group",
+			line: `{"index":0,"time":1,"process":3,"type":"invoke","f":"commit","group":"g1","value":{"3":89,"0":0}}`,
+			want: Op{Time: 1, Process: 3, Type: Invoke, F: FCommit, Group: "g1", Value: Value{Offsets: []KeyOffset{{"3", 89}, {"0", 0}}}},
+		},
+		{
+			name: "committed invoked with keys",
+			line: `{"index":0,"time":1,"process":3,"type":"invoke","f":"committed","group":"g1","value":[0,"3"]}`,
+			want: Op{Time: 1, Process: 3, Type: Invoke, F: FCommitted, Group: "g1", Value: Value{Keys: []string{"0", "3"}}},
+			out:  `{"index":0,"time":1,"process":3,"type":"invoke","f":"committed","group":"g1","value":["0","3"]}`,
+		},
+		{
+			name: "committed completed: an offset, and none",
+			line: `{"value":{"0":null,"3":89},"group":"g1","f":"committed","type":"ok","process":3,"time":1,"index":0}`,
+			want: Op{Time: 1, Process: 3, Type: OK, F: FCommitted, Group: "g1", Value: Value{Offsets: []KeyOffset{{"0", OffsetUnknown}, {"3", 89}}}},
+			out:  `{"index":0,"time":1,"process":3,"type":"ok","f":"committed","group":"g1","value":{"0":null,"3":89}}`,
+		},
+		{
+			name: "commit of nothing",
+			line: `{"index":0,"time":1,"process":3,"type":"ok","f":"commit","value":{}}`,
+			want: Op{Time: 1, Process: 3, Type: OK, F: FCommit, Value: Value{Offsets: []KeyOffset{}}},
+		},
+		{
+			name: "an object of integers under another f stays raw",
+			line: `{"index":4,"time":9000,"process":-1,"type":"info","f":"kill","value":{"3":89}}`,
+			want: Op{Index: 4, Time: 9000, Process: -1, Type: Info, F: "kill", Value: Value{Raw: []byte(`{"3":89}`)}},
+		},
+		{
+			name: "Jepsen's rebalance log: types and keys",
+			line: `{"index":0,"time":1,"process":3,"type":"ok","f":"poll","value":[["poll",{}]],"rebalance-log":[{"type":"revoked","keys":[55,4],"x":1},{"keys":["1"]},{"type":null,"keys":[]}]}`,
+			want: Op{Time: 1, Process: 3, Type: OK, F: FPoll, Value: Value{Mops: []Mop{{F: MopPoll, Polls: map[string][]Record{}}}},
+				RebalanceLog: []Rebalance{{Type: RebalanceRevoked, Keys: []string{"55", "4"}}, {Keys: []string{"1"}}, {Keys: []string{}}}},
+			out: `{"index":0,"time":1,"process":3,"type":"ok","f":"poll","value":[["poll",{}]],"rebalance-log":[{"type":"revoked","keys":["55","4"]},{"keys":["1"]},{"keys":[]}]}`,
+		},
+		{
 			name: "extreme integers",
 			line: `{"index":9223372036854775807,"time":-9223372036854775808,"process":-1,"type":"info","f":"send","value":[["send","0",[0,-9223372036854775808]]]}`,
 			want: Op{Index: 1<<63 - 1, Time: -1 << 63, Process: -1, Type: Info, F: FSend, Value: Value{Mops: []Mop{{F: MopSend, Key: "0", Value: -1 << 63, Offset: 0}}}},
@@ -220,6 +254,16 @@ func TestJSONLDecodeErrors(t *testing.T) {
 		{"bad raw JSON", `{"index":0,"time":1,"process":-1,"type":"info","f":"kill","value":{"a":tru}}`, `want a JSON value`},
 		{"deep nesting", `{"index":0,"time":1,"process":-1,"type":"info","f":"kill","value":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}`, `nests deeper than 1000`},
 		{"node not a string", `{` + ok + `,"node":1}`, `field "node": column 67: want a string or null`},
+		{"group not a string", `{` + ok + `,"group":["g"]}`, `field "group": column 68: want a string or null`},
+		{"commit not offsets", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":[["send","3",1]]}`, `field "value": a commit's value must be an object of offsets`},
+		{"commit of keys", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":["3"]}`, `a commit's value must be an object of offsets`},
+		{"commit of null", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":{"3":null}}`, `offset of key "3": a commit's offsets are integers >= 0, got null`},
+		{"commit negative", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":{"3":-1}}`, `offset of key "3": want an integer >= 0 or null, got -1`},
+		{"commit fraction", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":{"3":1.5}}`, `offset of key "3": column 6: want an integer, got 1.5`},
+		{"commit key twice", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":{"3":1,"3":2}}`, `offsets have key "3" twice`},
+		{"committed string", `{"index":0,"time":1,"process":0,"type":"ok","f":"committed","value":"3"}`, `a committed's value must be a list of keys, an object of offsets or null`},
+		{"committed keys not keys", `{"index":0,"time":1,"process":0,"type":"invoke","f":"committed","value":[true]}`, `a committed's value must be a list of keys`},
+		{"rebalance type not a string", `{` + ok + `,"rebalance-log":[{"type":3,"keys":[]}]}`, `rebalance 0: "type": column 85: want a string or null`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,7 +287,12 @@ func TestAppendOpRefusesWhatCannotBeRead(t *testing.T) {
 	}{
 		{"bad type", func(o *Op) { o.Type = "okk" }, `type "okk" is not invoke, ok, fail or info`},
 		{"empty f", func(o *Op) { o.F = "" }, `f is empty`},
-		{"two value forms", func(o *Op) { o.Value = Value{Keys: []string{}, Raw: []byte(`1`)} }, `more than one of Mops, Keys and Raw`},
+		{"two value forms", func(o *Op) { o.Value = Value{Keys: []string{}, Raw: []byte(`1`)} }, `more than one of Mops, Keys, Offsets and Raw`},
+		{"offsets of a send", func(o *Op) { o.Value = Value{Offsets: []KeyOffset{}} }, `a send's value cannot be offsets`},
+		{"a commit's mops", func(o *Op) { o.F, o.Value = FCommit, Value{Mops: []Mop{}} }, `a commit's value must be offsets`},
+		{"a commit's unknown offset", func(o *Op) { o.F, o.Value = FCommit, Value{Offsets: []KeyOffset{{"1", OffsetUnknown}}} }, `want an integer >= 0`},
+		{"a committed's pending offset", func(o *Op) { o.F, o.Value = FCommitted, Value{Offsets: []KeyOffset{{"1", OffsetPending}}} }, `want an integer >= 0 or OffsetUnknown`},
+		{"offsets key twice", func(o *Op) { o.F, o.Value = FCommitted, Value{Offsets: []KeyOffset{{"1", 1}, {"1", 2}}} }, `have key "1" twice`},
 		{"invalid raw", func(o *Op) { o.Value.Raw = []byte(`{bad`) }, `raw value is not valid JSON`},
 		{"empty raw", func(o *Op) { o.Value.Raw = []byte{} }, `raw value is empty`},
 		{"bad mop f", func(o *Op) { o.Value.Mops = []Mop{{F: "append"}} }, `micro-op 0: f "append" is neither send nor poll`},

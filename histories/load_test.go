@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,15 @@ func TestLoadPairingErrors(t *testing.T) {
 		{"mop f differs", invokeP0 + "\n" + `{"index":1,"time":2,"process":0,"type":"ok","f":"send","value":[["poll",{}]]}` + "\n",
 			`micro-op 0 completes as poll, invoked as send`, ErrCompletionMops},
 		{"drain completed without its invocation", drainOK + "\n", `:1: the final drain completes, but no drain was invoked before it`, ErrDrainMarker},
+		{"commit completes other offsets", `{"index":0,"time":1,"process":0,"type":"invoke","f":"commit","value":{"3":89}}` + "\n" +
+			`{"index":1,"time":2,"process":0,"type":"ok","f":"commit","value":{"3":90}}` + "\n",
+			`:2: ok commit does not report on the offsets process 0 invoked at index 0: key "3" completes with offset 90, invoked with 89`, ErrCompletionOffsets},
+		{"committed answers another key", `{"index":0,"time":1,"process":0,"type":"invoke","f":"committed","value":["3","4"]}` + "\n" +
+			`{"index":1,"time":2,"process":0,"type":"ok","f":"committed","value":{"3":89,"5":null}}` + "\n",
+			`key "4" was invoked and is missing from the completion`, ErrCompletionOffsets},
+		{"committed answers fewer keys", `{"index":0,"time":1,"process":0,"type":"invoke","f":"committed","value":["3","4"]}` + "\n" +
+			`{"index":1,"time":2,"process":0,"type":"ok","f":"committed","value":{"3":89}}` + "\n",
+			`1 key(s) completed, 2 invoked`, ErrCompletionOffsets},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,6 +161,10 @@ func TestHistoryKeepsEveryOp(t *testing.T) {
 		`{"index":5,"time":6,"process":2,"type":"invoke","f":"assign","value":["x","y"]}`,
 		`{"index":6,"time":7,"process":2,"type":"ok","f":"assign","value":["x","y"]}`,
 		`{"index":7,"time":8,"process":3,"type":"invoke","f":"send","value":[["send","x",42]]}`,
+		`{"index":8,"time":9,"process":2,"type":"invoke","f":"commit","group":"g","value":{"x":1,"y":10}}`,
+		`{"index":9,"time":10,"process":2,"type":"ok","f":"commit","group":"g","value":{"x":1,"y":10},"rebalance-log":[{"type":"lost","keys":["y"]}]}`,
+		`{"index":10,"time":11,"process":4,"type":"invoke","f":"committed","group":"h","value":["y","x"]}`,
+		`{"index":11,"time":12,"process":4,"type":"ok","f":"committed","group":"h","value":{"y":null,"x":1}}`,
 	}, "\n") + "\n"
 	ops, _, err := ReadAll(strings.NewReader(text), "h.jsonl")
 	if err != nil {
@@ -167,6 +181,16 @@ func TestHistoryKeepsEveryOp(t *testing.T) {
 		if got := h.Op(i); !reflect.DeepEqual(normalize(got), normalize(ops[i])) {
 			t.Errorf("op %d:\n got %s\nwant %s", i, got, ops[i])
 		}
+	}
+	// Groups and offsets.
+	if g := h.GroupOf(&h.Events[9]); h.Text(g) != "g" || h.GroupOf(&h.Events[0]) != 0 || h.GroupOf(&h.Events[10]) == g {
+		t.Errorf("groups: %q, %d, %d", h.Text(g), h.GroupOf(&h.Events[0]), h.GroupOf(&h.Events[10]))
+	}
+	if os := h.OffsetsOf(&h.Events[11]); len(os) != 2 || h.Text(os[0].Key) != "y" || os[0].Offset != OffsetUnknown || os[1].Offset != 1 {
+		t.Errorf("offsets of the committed: %+v", os)
+	}
+	if rb := h.Rebalances(&h.Events[9]); len(rb) != 1 || h.Text(rb[0].Type) != RebalanceLost || rb[0].Keys.Len != 1 {
+		t.Errorf("rebalance log: %+v", rb)
 	}
 	// The partners pair invocations and completions both ways.
 	if h.Events[0].Partner != 1 || h.Events[1].Partner != 0 || h.Events[7].Partner != -1 || h.Events[4].Partner != -1 {
@@ -206,6 +230,17 @@ func TestFromOpsChecks(t *testing.T) {
 	}
 	if h, err := FromOps(nil, LoadOptions{}); err != nil || len(h.Events) != 0 {
 		t.Fatalf("an empty history in memory: %v", err)
+	}
+	// A History names at most 65535 consumer groups.
+	many := make([]Op, maxGroups+1)
+	for i := range many {
+		many[i] = Op{Index: int64(i), Time: int64(i), Process: NemesisProcess, Type: Info, F: "x", Group: strconv.Itoa(i % (maxGroups + 1))}
+	}
+	if _, err := FromOps(many[:maxGroups], LoadOptions{}); err != nil {
+		t.Fatalf("%d groups: %v", maxGroups, err)
+	}
+	if _, err := FromOps(many, LoadOptions{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "op index 65535: ") {
+		t.Fatalf("%d groups: error %v, want ErrTooLarge at op index 65535", maxGroups+1, err)
 	}
 }
 

@@ -39,6 +39,19 @@ const (
 	FAssign    = "assign"    // value: the keys the process now reads
 	FSubscribe = "subscribe" // value: the keys the process subscribes to
 	FCrash     = "crash"     // a client crashed; value unused
+	// FCommit commits a consumer group's offsets (Kafka's OffsetCommit,
+	// the consumer's commitSync): value the offsets, {"3": 89}, each the
+	// offset of the next record the group is to read (the last record
+	// consumed plus one, Kafka's convention). The op's Group names the
+	// group. ok: the coordinator acknowledged every offset; fail: it
+	// definitely wrote none; info: it may have written them, now or later.
+	FCommit = "commit"
+	// FCommitted fetches a group's committed offsets back (Kafka's
+	// OffsetFetch, the consumer's committed()): invoked with the keys,
+	// ["3", "5"], completed ok with what the coordinator answered,
+	// {"3": 89, "5": null}, null meaning the group has no committed offset
+	// there. The op's Group names the group.
+	FCommitted = "committed"
 )
 
 // NemesisProcess is the process id of every nemesis event, and of the
@@ -82,26 +95,64 @@ type Op struct {
 	// partitions a subscribed consumer went through while the op ran. A
 	// key named there may be read out of order within the op.
 	RebalanceLog []Rebalance
+	// Group optionally names the consumer group of the op: the group a
+	// subscribe joins, a commit commits to and a committed fetches from.
+	Group string
 }
 
-// Rebalance is one entry of an op's rebalance log: the keys the consumer
-// held after the rebalance. (Jepsen's entries are maps; keys other than
-// :keys are not kept.)
+// Rebalance is one entry of an op's rebalance log, as Jepsen's consumer
+// rebalance listener records them: {"type": "revoked", "keys": ["3"]}.
+// (Jepsen's entries are maps; keys other than :type and :keys are not
+// kept.)
 type Rebalance struct {
+	// Type is what happened to the keys: RebalanceAssigned,
+	// RebalanceRevoked or RebalanceLost, or "" when the entry does not
+	// say. Other words are kept as written.
+	Type string
+	// Keys are the keys the event moved: assigned to the consumer, revoked
+	// from it or lost by it.
 	Keys []string
 }
 
+// The rebalance events of a consumer group member, named as Jepsen's
+// rebalance listener names them after Kafka's ConsumerRebalanceListener.
+const (
+	// RebalanceAssigned: the group gave the consumer these keys
+	// (onPartitionsAssigned).
+	RebalanceAssigned = "assigned"
+	// RebalanceRevoked: the consumer gave these keys up in a rebalance
+	// (onPartitionsRevoked), and may have committed their offsets first.
+	RebalanceRevoked = "revoked"
+	// RebalanceLost: the consumer lost these keys without giving them up
+	// (onPartitionsLost): its session expired or it was fenced, and
+	// another member may already read them.
+	RebalanceLost = "lost"
+)
+
 // Value is an op's value. At most one of its fields is set: Mops for send,
-// poll and txn; Keys for assign and subscribe; Raw for anything else (nemesis
-// descriptions), kept verbatim. All empty encodes as JSON null.
+// poll and txn; Keys for assign, subscribe and a committed's invocation;
+// Offsets for commit and a committed's completion; Raw for anything else
+// (nemesis descriptions), kept verbatim. All empty encodes as JSON null.
 type Value struct {
 	// Mops are the micro-operations of a send, poll or txn.
 	Mops []Mop
-	// Keys are the keys of an assign or subscribe. A non-nil empty slice
-	// encodes as [] and a nil one as null.
+	// Keys are the keys of an assign or subscribe, or those a committed
+	// asks for. A non-nil empty slice encodes as [] and a nil one as null.
 	Keys []string
+	// Offsets are a commit's offsets, or what a committed read, in the
+	// order written: a JSON object {"3": 89, "5": null}. A non-nil empty
+	// slice encodes as {}.
+	Offsets []KeyOffset
 	// Raw is any other value as the JSON text it was written as.
 	Raw []byte
+}
+
+// KeyOffset is one entry of a commit's or a committed's value: a key and
+// a group's committed offset there, or OffsetUnknown (null) when a
+// committed found none. A commit's offsets are never null.
+type KeyOffset struct {
+	Key    string
+	Offset int64
 }
 
 // MopF names a micro-operation.
@@ -120,7 +171,8 @@ const (
 	OffsetPending int64 = -2
 	// OffsetUnknown marks a completed send whose offset the broker did not
 	// report, ["send", k, [null, v]], as with acks=0, or a record read
-	// without its offset, [null, v] (Jepsen's histories allow both).
+	// without its offset, [null, v] (Jepsen's histories allow both), or a
+	// key a committed found no committed offset for.
 	OffsetUnknown int64 = -1
 )
 

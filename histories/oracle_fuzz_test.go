@@ -34,7 +34,7 @@ func refDecode(line []byte) (Op, error) {
 	seen := map[string]bool{}
 	for _, f := range fields {
 		switch f.name {
-		case "index", "time", "process", "type", "f", "value", "node", "error", "rebalance-log":
+		case "index", "time", "process", "type", "f", "value", "node", "error", "rebalance-log", "group":
 			if seen[f.name] {
 				return op, fmt.Errorf("field %q twice", f.name)
 			}
@@ -77,6 +77,8 @@ func refDecode(line []byte) (Op, error) {
 			op.Node, err = refOptString(f.raw)
 		case "error":
 			op.Error, err = refOptString(f.raw)
+		case "group":
+			op.Group, err = refOptString(f.raw)
 		case "rebalance-log":
 			op.RebalanceLog, err = refRebalance(f.raw)
 		case "value":
@@ -271,11 +273,58 @@ func refMop(raw json.RawMessage) (Mop, error) {
 	return m, errors.New("not a micro-op")
 }
 
+// refOffsets reads a commit's or committed's value by the rules of
+// resolveValue's doc.
+func refOffsets(raw json.RawMessage, f string) (Value, error) {
+	var v Value
+	if f == FCommitted {
+		if l, ok := refList(raw); ok {
+			keys := []string{}
+			for _, e := range l {
+				k, err := refKey(e)
+				if err != nil {
+					return v, err
+				}
+				keys = append(keys, k)
+			}
+			v.Keys = keys
+			return v, nil
+		}
+	}
+	if raw[0] != '{' {
+		return v, errors.New("not offsets")
+	}
+	fields, err := refObject(raw)
+	if err != nil {
+		return v, err
+	}
+	v.Offsets = []KeyOffset{}
+	for _, kf := range fields {
+		for _, o := range v.Offsets {
+			if o.Key == kf.name {
+				return v, errors.New("key twice")
+			}
+		}
+		if string(kf.raw) == "null" && f == FCommit {
+			return v, errors.New("null commit offset")
+		}
+		off, err := refOffset(kf.raw)
+		if err != nil {
+			return v, err
+		}
+		v.Offsets = append(v.Offsets, KeyOffset{kf.name, off})
+	}
+	return v, nil
+}
+
 // refValue reads an op's value by the rules of resolveValue's doc.
 func refValue(raw json.RawMessage, f string) (Value, error) {
 	var v Value
 	if string(raw) == "null" {
 		return v, nil
+	}
+	if f == FCommit || f == FCommitted {
+		return refOffsets(raw, f)
 	}
 	mopF := f == FSend || f == FPoll || f == FTxn
 	if l, ok := refList(raw); ok {
@@ -339,6 +388,12 @@ func refRebalance(raw json.RawMessage) ([]Rebalance, error) {
 		}
 		rb := Rebalance{Keys: []string{}}
 		for _, f := range fields {
+			if f.name == "type" {
+				if rb.Type, err = refOptString(f.raw); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			if f.name != "keys" {
 				continue
 			}
@@ -387,6 +442,10 @@ var oracleSeeds = append(jsonlSeeds[:len(jsonlSeeds):len(jsonlSeeds)],
 	`{"index":0,"time":1,"process":0,"type":"ok","f":"send","value":[["send","k","\ud83d\ude00\u00e9\\\"\/"]]}`,
 	`{"index":0,"time":1,"process":0,"type":"ok","f":"kill","value":[],"rebalance-log":[{"keys":[1,"a"],"keys":[2]},{}]}`,
 	`{"index":0,"time":1e0,"process":0,"type":"ok","f":"x"}`,
+	`{"index":0,"time":1,"process":0,"type":"ok","f":"committed","group":"g","value":{"0":null,"1":2,"0x":-0}}`,
+	`{"index":0,"time":1,"process":0,"type":"ok","f":"commit","group":null,"value":{"1":2,"1":3}}`,
+	`{"index":0,"time":1,"process":0,"type":"invoke","f":"committed","value":[1,"2"],"group":"a","group":"b"}`,
+	`{"index":0,"time":1,"process":0,"type":"ok","f":"poll","rebalance-log":[{"type":"lost","keys":[1],"type":"assigned"},{"type":1}]}`,
 	"{\"index\":0,\"time\":1,\"process\":0,\"type\":\"ok\",\"f\":\"x\",\"node\":\"\xff\"}",
 )
 

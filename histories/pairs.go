@@ -3,6 +3,7 @@ package histories
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -37,6 +38,10 @@ var (
 	// invocation's: another number of them, another function, or a send of
 	// another value or key. The two are still paired.
 	ErrCompletionMops = errors.New("completion's micro-operations differ from its invocation's")
+	// ErrCompletionOffsets: a commit's completion whose offsets are not
+	// the ones invoked, or a committed's whose keys are not the ones
+	// asked for. The two are still paired.
+	ErrCompletionOffsets = errors.New("completion's offsets differ from its invocation's")
 	// ErrDrainMarker: a completed final drain with no drain invocation
 	// before it, so nothing says where the drain began.
 	ErrDrainMarker = errors.New("drain completion without a drain invocation")
@@ -162,6 +167,10 @@ type pendingInv struct {
 	index int64
 	f     string
 	mops  []Mop
+	// keys and offsets are a committed's or a commit's value (decoders
+	// allocate them afresh, so they outlive the reader's arena).
+	keys    []string
+	offsets []KeyOffset
 }
 
 func newPairer(fragment bool) *pairer {
@@ -199,7 +208,11 @@ func (p *pairer) step(pos int, op *Op) (int, *PairProblem) {
 		if p.copies != nil && len(mops) > 0 {
 			mops = p.copies.copyOf(mops, slabMops, false)
 		}
-		p.open[op.Process] = pendingInv{pos: pos, index: op.Index, f: op.F, mops: mops}
+		inv := pendingInv{pos: pos, index: op.Index, f: op.F, mops: mops}
+		if isOffsetsF(op.F) {
+			inv.keys, inv.offsets = op.Value.Keys, op.Value.Offsets
+		}
+		p.open[op.Process] = inv
 		if isOpen {
 			return -1, &PairProblem{Err: ErrDoubleInvoke, Pos: pos, Other: prev.pos, Msg: fmt.Sprintf(
 				"process %d invokes %s while its %s invoked at index %d has not completed: a process runs one operation at a time",
@@ -226,7 +239,63 @@ func (p *pairer) step(pos int, op *Op) (int, *PairProblem) {
 			"%s %s does not report on the micro-operations process %d invoked at index %d: %s",
 			op.Type, op.F, op.Process, prev.index, why)}
 	}
+	if isOffsetsF(op.F) {
+		if why := offsetsDiffer(&prev, &op.Value); why != "" {
+			return prev.pos, &PairProblem{Err: ErrCompletionOffsets, Pos: pos, Other: prev.pos, Msg: fmt.Sprintf(
+				"%s %s does not report on the offsets process %d invoked at index %d: %s",
+				op.Type, op.F, op.Process, prev.index, why)}
+		}
+	}
 	return prev.pos, nil
+}
+
+// offsetsDiffer says how a commit's or committed's completion differs from
+// its invocation, or "" when it agrees: a commit completes with the
+// offsets it invoked (or null); a committed with an offset for each key it
+// asked for and no other (or null, or the keys again). A value left null
+// on either side agrees with anything.
+func offsetsDiffer(inv *pendingInv, done *Value) string {
+	// The invocation's keys: a commit's offsets' keys, or a committed's.
+	var want []string
+	switch {
+	case inv.offsets != nil:
+		for _, o := range inv.offsets {
+			want = append(want, o.Key)
+		}
+	case inv.keys != nil:
+		want = inv.keys
+	default:
+		return ""
+	}
+	var got []string
+	switch {
+	case done.Offsets != nil:
+		for _, o := range done.Offsets {
+			got = append(got, o.Key)
+		}
+	case done.Keys != nil:
+		got = done.Keys
+	default:
+		return ""
+	}
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d key(s) completed, %d invoked", len(got), len(want))
+	}
+	for _, k := range want {
+		if !slices.Contains(got, k) {
+			return fmt.Sprintf("key %q was invoked and is missing from the completion", k)
+		}
+	}
+	if inv.offsets != nil && done.Offsets != nil {
+		for _, o := range done.Offsets {
+			for _, w := range inv.offsets {
+				if w.Key == o.Key && w.Offset != o.Offset {
+					return fmt.Sprintf("key %q completes with offset %d, invoked with %d", o.Key, o.Offset, w.Offset)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // mopsDiffer says how a completion's micro-ops differ from its

@@ -168,8 +168,8 @@ func (a *analysis) orderOp(ci int32, ps *proc, st *orderState) {
 	st.touched = st.touched[:0]
 	rebalanced := false
 	if e.Rebalance != 0 {
-		for _, sp := range h.RebalanceKeys(e) {
-			for _, k := range h.Lists[sp.Start:sp.End()] {
+		for _, rb := range h.Rebalances(e) {
+			for _, k := range h.Lists[rb.Keys.Start:rb.Keys.End()] {
 				if id := a.keyOf[k]; id >= 0 {
 					st.mark[id] = ep
 					rebalanced = true
