@@ -580,14 +580,21 @@ func countRows(r *Run) [][2]string {
 	c := r.Results.Queue.Counts
 	st := r.Results.Stats
 	n := func(i int) string { return strconv.Itoa(i) }
-	return [][2]string{
+	rows := [][2]string{
 		{"sends", n(c.Sent)}, {"acknowledged", n(c.Acknowledged)}, {"failed", n(c.Failed)},
 		{"indeterminate", n(c.Indeterminate)}, {"indeterminate, read", n(c.IndeterminateRead)},
 		{"values read", n(c.Read)}, {"lost", n(c.Lost)}, {"unseen", n(c.Unseen)}, {"unseen, inconclusive", n(c.UnseenInconclusive)},
 		{"duplicated", n(c.Duplicated)}, {"final drain", r.Results.Queue.Drain.State},
-		{"history events", n(st.Ops)}, {"client ok / info / fail", fmt.Sprintf("%d / %d / %d", st.Client.OK, st.Client.Info, st.Client.Fail)},
-		{"nemesis events", n(st.Nemesis)}, {"processes", n(st.Processes)}, {"duration", fmtSecs(st.DurationNs)},
 	}
+	if cc := c.Commits; cc != nil {
+		rows = append(rows,
+			[2]string{"offsets committed: acknowledged / failed / indeterminate", fmt.Sprintf("%d / %d / %d", cc.Acknowledged, cc.Failed, cc.Indeterminate)},
+			[2]string{"committed offsets fetched back / lost", fmt.Sprintf("%d / %d", cc.Fetched, cc.Lost)})
+	}
+	return append(rows,
+		[2]string{"history events", n(st.Ops)}, [2]string{"client ok / info / fail", fmt.Sprintf("%d / %d / %d", st.Client.OK, st.Client.Info, st.Client.Fail)},
+		[2]string{"nemesis events", n(st.Nemesis)}, [2]string{"processes", n(st.Processes)}, [2]string{"duration", fmtSecs(st.DurationNs)},
+	)
 }
 
 // testValueMax bounds a test.json value as shown.

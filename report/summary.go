@@ -25,6 +25,10 @@ func Summary(w io.Writer, r *checker.Results, examples int) {
 	}
 	fmt.Fprintf(w, "sends: %d sent, %d acknowledged, %d failed, %d indeterminate; %d values read; %d lost, %s unseen, %d duplicated\n",
 		c.Sent, c.Acknowledged, c.Failed, c.Indeterminate, c.Read, c.Lost, unseen, c.Duplicated)
+	if cc := c.Commits; cc != nil {
+		fmt.Fprintf(w, "committed offsets: %d acknowledged, %d failed, %d indeterminate; %d fetched back; %d lost\n",
+			cc.Acknowledged, cc.Failed, cc.Indeterminate, cc.Fetched, cc.Lost)
+	}
 	if c.UnseenInconclusive > 0 {
 		fmt.Fprintf(w, "final drain: %s: %s\n", r.Queue.Drain.State, r.Queue.Drain.Explanation)
 	}

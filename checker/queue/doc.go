@@ -84,6 +84,37 @@
 // An info completion retires the process: its state ends. Unlike Jepsen,
 // an assign does not forget send positions: the producer is unchanged.
 //
+// # Committed offsets
+//
+// A consumer group's committed offset of a key is a register, one per
+// group and key, written by commit ops and read by committed ops (see
+// package histories: FCommit, FCommitted); Kafka promises it is durable
+// and linearizable (a commit is acknowledged only once the offsets topic
+// committed it, and OffsetFetch serves only committed offsets). "Later"
+// is real time, the history's order of events: an op B began after op A
+// completed when B's invocation comes after A's completion. Concurrent ops
+// may take effect in either order; an info commit, or one never completed,
+// may take effect at any time after its invocation, even after its
+// completion; a failed one never does.
+//
+//   - lost-offset-commit: an ok committed F fetched offset o of a key (or
+//     none) in a group, and before F began, a commit of another offset o'
+//     of that group and key is known to have taken effect: an ok commit of
+//     o' completed, or an ok committed completed that fetched o' (then some
+//     commit of o' that did not fail, invoked before that fetch returned,
+//     took effect: the earliest of them is the one the rule assumes). F is
+//     consistent with it only if some commit W of o that did not fail was
+//     invoked before F completed and may have taken effect after the
+//     commit of o' was invoked: W is info or never completed, or completed
+//     ok after that invocation. None did: the committed offset went back
+//     to an older one (or none) that no commit wrote after it. Another
+//     member may legitimately commit an older offset later; that commit,
+//     recorded, makes the fetch consistent.
+//
+// Each offset a committed returned is one case at most, whichever piece of
+// evidence it contradicts; the example names that evidence and the fetch.
+// Counts.Commits totals the offsets committed per outcome and fetched.
+//
 // # Verdict
 //
 // A case is allowed when it is within Kafka's contract (Jepsen's
@@ -104,8 +135,8 @@
 //
 // The result is invalid when some case is neither allowed nor
 // inconclusive; else unknown when some case is inconclusive, or when
-// nothing was acknowledged and nothing read (which proves nothing); else
-// valid. Allowed and inconclusive cases are still reported.
+// nothing was acknowledged, read or fetched back (which proves nothing);
+// else valid. Allowed and inconclusive cases are still reported.
 //
 // precommitted-read (a transaction reading its own send) is not checked
 // yet; txn ops have their send and poll micro-operations analysed like the

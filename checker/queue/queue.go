@@ -80,6 +80,9 @@ type Anomaly struct {
 type Example struct {
 	// Key is the partition.
 	Key string `json:"key"`
+	// Group is the consumer group, for lost-offset-commit (absent for
+	// the empty group's name).
+	Group string `json:"group,omitempty"`
 	// Value is the message the case is about (lost-write, unseen,
 	// duplicate, G1a, garbage-read).
 	Value *histories.Val `json:"value,omitempty"`
@@ -91,8 +94,9 @@ type Example struct {
 	// garbage-read) or the contested offset (inconsistent-offsets).
 	Offset *int64 `json:"offset,omitempty"`
 	// Offsets are the offsets of a duplicate (ascending, the first 16;
-	// the explanation says how many), or the earlier and later offset of a
-	// skip or nonmonotonic case.
+	// the explanation says how many), the earlier and later offset of a
+	// skip or nonmonotonic case, or, for lost-offset-commit, the offset
+	// known committed and the one fetched after it (-1: none).
 	Offsets []int64 `json:"offsets,omitempty"`
 	// Delta is how many log positions a skip or nonmonotonic case moved:
 	// 1 would have been the next record.
@@ -114,7 +118,9 @@ type Example struct {
 	// the furthest]; unseen [writer]; duplicate and inconsistent-offsets
 	// the first op to show each offset or value; G1a [failed writer,
 	// reader]; garbage-read [reader]; skips and nonmonotonic cases
-	// [earlier op, later op], or [op] for the int-* kinds.
+	// [earlier op, later op], or [op] for the int-* kinds;
+	// lost-offset-commit [the acknowledged commit, or the committed that
+	// saw its offset; the committed that contradicts it].
 	Ops []OpRef `json:"ops"`
 }
 
@@ -150,6 +156,9 @@ type Counts struct {
 	Unseen             int `json:"unseen"`
 	UnseenInconclusive int `json:"unseen-inconclusive"`
 	Duplicated         int `json:"duplicated"`
+	// Commits are the totals of the consumer groups' committed offsets;
+	// absent when the history commits and fetches none.
+	Commits *CommitCounts `json:"commits,omitempty"`
 }
 
 // Drain is what the history says about its final drain, for results.json
@@ -184,6 +193,7 @@ func Check(h *histories.History, opts Options) *Result {
 		a.durability(ks)
 	}
 	a.order()
+	a.commits()
 	return a.result()
 }
 
@@ -227,8 +237,8 @@ func (a *analysis) result() *Result {
 		r.Valid = verdict.Invalid
 	case inconclusive:
 		r.Valid = verdict.Unknown
-	case r.Counts.Acknowledged == 0 && r.Counts.Read == 0:
-		// Nothing was acknowledged and nothing read: the history proves
+	case r.Counts.Acknowledged == 0 && r.Counts.Read == 0 && (r.Counts.Commits == nil || r.Counts.Commits.Fetched == 0):
+		// Nothing was acknowledged, read or fetched: the history proves
 		// nothing either way (a cluster that never came up).
 		r.Valid = verdict.Unknown
 	default:

@@ -20,6 +20,7 @@ var (
 	at      = histtest.SendMop
 	r       = histtest.R
 	invoked = histtest.Invoked
+	o       = histtest.O
 )
 
 // checkOps checks ops as a drained history (the unit cases are about the
@@ -398,6 +399,59 @@ var cases = []struct {
 		h.PollOK(1, "a", r(0, 1))
 		return nil
 	}, verdict.Valid},
+
+	// Committed offsets: a register per group and key.
+	{"lost-offset-commit: an acknowledged commit, then a fetch of an older offset", func(h *histtest.Builder) map[string]want {
+		h.Commit(0, histories.OK, "g", o("a", 5))
+		c := h.Commit(0, histories.OK, "g", o("a", 9), o("b", 1))
+		f := h.Committed(1, "g", o("a", 5), o("b", 1))
+		return map[string]want{anomaly.LostOffsetCommit: {1, []int64{c, f}}}
+	}, verdict.Invalid},
+	{"lost-offset-commit: an acknowledged commit, then a fetch of none", func(h *histtest.Builder) map[string]want {
+		c := h.Commit(0, histories.OK, "g", o("a", 5))
+		f := h.Committed(1, "g", o("a", unknown))
+		return map[string]want{anomaly.LostOffsetCommit: {1, []int64{c, f}}}
+	}, verdict.Invalid},
+	{"lost-offset-commit twin: the fetch began before the commit was acknowledged", func(h *histtest.Builder) map[string]want {
+		h.Commit(0, histories.OK, "g", o("a", 5))
+		h.CommitInv(0, "g", o("a", 9))
+		h.CommittedInv(1, "g", o("a", 5))
+		h.CommitDone(0, histories.OK, "g", o("a", 9))
+		h.CommittedDone(1, "g", o("a", 5))
+		return nil
+	}, verdict.Valid},
+	{"lost-offset-commit twin: an indeterminate commit of the older offset may take effect late", func(h *histtest.Builder) map[string]want {
+		h.Commit(2, histories.Info, "g", o("a", 5))
+		h.Commit(0, histories.OK, "g", o("a", 9))
+		h.Committed(1, "g", o("a", 5))
+		return nil
+	}, verdict.Valid},
+	{"lost-offset-commit twin: another member committed the older offset afterwards", func(h *histtest.Builder) map[string]want {
+		h.Commit(0, histories.OK, "g", o("a", 9))
+		h.Commit(2, histories.OK, "g", o("a", 5))
+		h.Committed(1, "g", o("a", 5))
+		return nil
+	}, verdict.Valid},
+	{"lost-offset-commit twin: another group, and a fetch before any commit", func(h *histtest.Builder) map[string]want {
+		h.Committed(1, "g", o("a", unknown))
+		h.Commit(0, histories.OK, "g", o("a", 9))
+		h.Committed(1, "h", o("a", unknown))
+		h.Committed(1, "g", o("a", 9))
+		return nil
+	}, verdict.Valid},
+	{"lost-offset-commit: a fetch saw an indeterminate commit, a later fetch an older offset", func(h *histtest.Builder) map[string]want {
+		h.Commit(0, histories.OK, "g", o("a", 5))
+		h.Commit(2, histories.Info, "g", o("a", 9))
+		f1 := h.Committed(1, "g", o("a", 9))
+		f2 := h.Committed(1, "g", o("a", 5))
+		return map[string]want{anomaly.LostOffsetCommit: {1, []int64{f1, f2}}}
+	}, verdict.Invalid},
+	{"lost-offset-commit: the offset fetched after an acknowledged commit is a failed commit's", func(h *histtest.Builder) map[string]want {
+		c := h.Commit(0, histories.OK, "g", o("a", 5))
+		h.Commit(2, histories.Fail, "g", o("a", 9))
+		f := h.Committed(1, "g", o("a", 9))
+		return map[string]want{anomaly.LostOffsetCommit: {1, []int64{c, f}}}
+	}, verdict.Invalid},
 
 	// Logs as real Kafka leaves them: gaps, a start other than 0.
 	{"log starting at offset 1000 with gaps is fine", func(h *histtest.Builder) map[string]want {

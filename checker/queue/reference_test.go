@@ -27,6 +27,7 @@ var (
 
 type refOp struct {
 	inv, cmp *histories.Op
+	invPos   int // position of the invocation in the history, -1
 	cmpPos   int // position of the completion in the history, -1
 	out      outcome
 	mops     []histories.Mop
@@ -90,9 +91,9 @@ func refCheck(ops []histories.Op, assumeDrained, fragment bool) (refCounts, verd
 			open[op.Process] = i
 			continue
 		}
-		o := &refOp{cmp: op, cmpPos: i, out: outOK}
+		o := &refOp{cmp: op, cmpPos: i, invPos: -1, out: outOK}
 		if j, ok := open[op.Process]; ok {
-			o.inv = &ops[j]
+			o.inv, o.invPos = &ops[j], j
 			delete(open, op.Process)
 		}
 		switch op.Type {
@@ -109,7 +110,7 @@ func refCheck(ops []histories.Op, assumeDrained, fragment bool) (refCounts, verd
 	}
 	sort.Ints(left)
 	for _, j := range left {
-		rops = append(rops, &refOp{inv: &ops[j], cmpPos: -1, out: outInfo})
+		rops = append(rops, &refOp{inv: &ops[j], invPos: j, cmpPos: -1, out: outInfo})
 	}
 	for _, o := range rops {
 		if o.cmp != nil && len(o.cmp.Value.Mops) > 0 {
@@ -419,6 +420,8 @@ func refCheck(ops []histories.Op, assumeDrained, fragment bool) (refCounts, verd
 		retire()
 	}
 
+	fetched := refCommits(rops, counts)
+
 	bad, inconclusive := false, false
 	for _, c := range counts {
 		if c[0] > c[1]+c[2] {
@@ -433,10 +436,130 @@ func refCheck(ops []histories.Op, assumeDrained, fragment bool) (refCounts, verd
 	switch {
 	case bad:
 		return counts, verdict.Invalid
-	case inconclusive, !acked && !anyRead:
+	case inconclusive, !acked && !anyRead && !fetched:
 		return counts, verdict.Unknown
 	}
 	return counts, verdict.Valid
+}
+
+// refCommits counts lost-offset-commit by doc.go's words, pair by pair:
+// for every offset an ok committed F fetched (o, or none), every piece of
+// evidence E that a commit of another offset took effect before F began
+// (an ok commit completed before F was invoked; an ok committed completed
+// before F was invoked that fetched o' >= 0, with the commits of o' that
+// did not fail invoked before that fetch returned as its possible
+// writers) must be followed by some commit W of o that did not fail, was
+// invoked before F returned, and whose effect (its completion when ok,
+// never when info or never completed) comes after (one of) E's commit(s)
+// was invoked. It reports whether the history has an ok committed.
+func refCommits(rops []*refOp, counts refCounts) bool {
+	type commit struct {
+		o      *refOp
+		group  string
+		offs   []histories.KeyOffset
+		inv    int
+		effect int // position of its completion when ok; else "never"
+	}
+	const neverPos = 1 << 62
+	groupOf := func(o *refOp) string {
+		if o.inv != nil && o.inv.Group != "" {
+			return o.inv.Group
+		}
+		if o.cmp != nil {
+			return o.cmp.Group
+		}
+		return ""
+	}
+	var commits []commit
+	fetchedAny := false
+	for _, o := range rops {
+		e := o.event()
+		if e.F != histories.FCommit || o.out == outFail {
+			continue
+		}
+		c := commit{o: o, group: groupOf(o), inv: max(o.invPos, 0), effect: neverPos}
+		if o.out == outOK && o.cmp != nil {
+			c.effect = o.cmpPos
+		}
+		if o.cmp != nil && o.cmp.Value.Offsets != nil {
+			c.offs = o.cmp.Value.Offsets
+		} else if o.inv != nil {
+			c.offs = o.inv.Value.Offsets
+		}
+		commits = append(commits, c)
+	}
+	writes := func(c commit, g, k string, off int64) bool {
+		if c.group != g {
+			return false
+		}
+		for _, ko := range c.offs {
+			if ko.Key == k && ko.Offset == off {
+				return true
+			}
+		}
+		return false
+	}
+	type ev struct {
+		invs []int // the possible writers' invocations
+		off  int64
+	}
+	for _, f := range rops {
+		if f.event().F != histories.FCommitted || f.out != outOK || f.cmp == nil {
+			continue
+		}
+		g := groupOf(f)
+		for _, got := range f.cmp.Value.Offsets {
+			fetchedAny = true
+			k, o := got.Key, got.Offset
+			fInv := max(f.invPos, 0)
+			var evs []ev
+			for _, c := range commits {
+				if c.o.out == outOK && c.o.cmp != nil && c.o.cmpPos < fInv {
+					for _, ko := range c.offs {
+						if c.group == g && ko.Key == k && ko.Offset != o {
+							evs = append(evs, ev{invs: []int{c.inv}, off: ko.Offset})
+						}
+					}
+				}
+			}
+			for _, f1 := range rops {
+				if f1.event().F != histories.FCommitted || f1.out != outOK || f1.cmp == nil || f1.cmpPos >= fInv || groupOf(f1) != g {
+					continue
+				}
+				for _, seen := range f1.cmp.Value.Offsets {
+					if seen.Key != k || seen.Offset < 0 || seen.Offset == o {
+						continue
+					}
+					var invs []int
+					for _, c := range commits {
+						if writes(c, g, k, seen.Offset) && c.inv < f1.cmpPos {
+							invs = append(invs, c.inv)
+						}
+					}
+					if invs != nil {
+						evs = append(evs, ev{invs: invs, off: seen.Offset})
+					}
+				}
+			}
+			lost := false
+			for _, e := range evs {
+				followed := false
+				for _, w := range commits {
+					if !writes(w, g, k, o) || w.inv >= f.cmpPos {
+						continue
+					}
+					for _, inv := range e.invs {
+						followed = followed || w.effect > inv
+					}
+				}
+				lost = lost || !followed
+			}
+			if lost {
+				counts.add(anomaly.LostOffsetCommit, false, false)
+			}
+		}
+	}
+	return fetchedAny
 }
 
 // randomHistory makes a small well-formed history with every kind of event
@@ -485,10 +608,15 @@ func randomHistory(rnd *rand.Rand, sane bool) []histories.Op {
 	}
 	nextProc := int64(nProc)
 	type pending struct {
-		f    string
-		mops []histories.Mop
-		keys []string
+		f     string
+		mops  []histories.Mop
+		keys  []string
+		offs  []histories.KeyOffset
+		group string
 	}
+	// sane: each group's committed offsets, as acknowledged commits left
+	// them.
+	committed := map[[2]string]int64{}
 	inflight := map[int]*pending{}
 	drain := rnd.IntN(4) // 0 none, 1 completed, 2 cut short, 3 completed mid-way
 	steps := 6 + rnd.IntN(24)
@@ -508,6 +636,30 @@ func randomHistory(rnd *rand.Rand, sane bool) []histories.Op {
 			switch pd.f {
 			case histories.FAssign, histories.FSubscribe:
 				v.Keys = pd.keys
+			case histories.FCommit:
+				if typ == histories.OK || rnd.IntN(2) == 0 {
+					v.Offsets = pd.offs
+				}
+				if sane && typ == histories.OK && !oops() {
+					for _, o := range pd.offs {
+						committed[[2]string{pd.group, o.Key}] = o.Offset
+					}
+				}
+			case histories.FCommitted:
+				if typ != histories.OK {
+					break
+				}
+				v.Offsets = []histories.KeyOffset{}
+				for _, k := range pd.keys {
+					o, ok := committed[[2]string{pd.group, k}]
+					if !sane || oops() {
+						o, ok = int64(rnd.IntN(4)), rnd.IntN(5) != 0
+					}
+					if !ok {
+						o = histories.OffsetUnknown
+					}
+					v.Offsets = append(v.Offsets, histories.KeyOffset{Key: k, Offset: o})
+				}
 			default:
 				if typ != histories.OK && rnd.IntN(3) == 0 {
 					break // a completion that carries nothing
@@ -574,8 +726,9 @@ func randomHistory(rnd *rand.Rand, sane bool) []histories.Op {
 				v.Mops = done
 			}
 			op := emit(p, typ, pd.f, v)
+			op.Group = pd.group
 			if pd.f == histories.FPoll && typ == histories.OK && rnd.IntN(5) == 0 {
-				op.RebalanceLog = []histories.Rebalance{{Keys: []string{keys[rnd.IntN(len(keys))]}}}
+				op.RebalanceLog = []histories.Rebalance{{Type: histories.RebalanceAssigned, Keys: []string{keys[rnd.IntN(len(keys))]}}}
 			}
 			delete(inflight, t)
 			if typ == histories.Info {
@@ -584,7 +737,35 @@ func randomHistory(rnd *rand.Rand, sane bool) []histories.Op {
 			}
 			continue
 		}
-		switch r := rnd.IntN(10); {
+		switch r := rnd.IntN(12); {
+		case r >= 10:
+			// A commit or a committed of a group's offsets, small ones so
+			// that commits of one offset collide.
+			g := []string{"g", "g", "h"}[rnd.IntN(3)]
+			var ks []string
+			for _, k := range keys {
+				if rnd.IntN(2) == 0 {
+					ks = append(ks, k)
+				}
+			}
+			if ks == nil {
+				ks = []string{keys[0]}
+			}
+			if r == 10 {
+				var offs []histories.KeyOffset
+				for _, k := range ks {
+					o := int64(rnd.IntN(4))
+					if sane {
+						o = committed[[2]string{g, k}] + int64(rnd.IntN(3))
+					}
+					offs = append(offs, histories.KeyOffset{Key: k, Offset: o})
+				}
+				emit(p, histories.Invoke, histories.FCommit, histories.Value{Offsets: offs}).Group = g
+				inflight[t] = &pending{f: histories.FCommit, offs: offs, group: g}
+				break
+			}
+			emit(p, histories.Invoke, histories.FCommitted, histories.Value{Keys: ks}).Group = g
+			inflight[t] = &pending{f: histories.FCommitted, keys: ks, group: g}
 		case r < 4:
 			var mops []histories.Mop
 			for range 1 + rnd.IntN(3) {

@@ -1,5 +1,6 @@
 // Package anomaly names the anomalies a queue history can show: Jepsen's
-// Kafka taxonomy (jepsen/src/jepsen/tests/kafka.clj), plus garbage-read.
+// Kafka taxonomy (jepsen/src/jepsen/tests/kafka.clj), plus garbage-read
+// and lost-offset-commit (a consumer group's committed offsets).
 // It is the one list of them: the queue checker reports them by these
 // names, `garantia synth --fault` plants them, and `garantia check --help`
 // describes them from Table.
@@ -20,6 +21,7 @@ const (
 	IntNonmonotonicSend = "int-nonmonotonic-send"
 	G1a                 = "G1a"
 	GarbageRead         = "garbage-read"
+	LostOffsetCommit    = "lost-offset-commit"
 )
 
 // Info is one anomaly: its name and a line saying what it means.
@@ -33,6 +35,7 @@ type Info struct {
 var Table = []Info{
 	{LostWrite, "an acknowledged (or proven committed) message was never read, though a poll read its partition past it"},
 	{Unseen, "an acknowledged message was never read and nothing after it was; a durability failure once the final drain completed, inconclusive without it"},
+	{LostOffsetCommit, "a consumer group's acknowledged offset commit (or one a fetch had seen) was contradicted by a fetch of the group's committed offsets that began after it: an older offset, or none"},
 	{Duplicate, "one message appears at two or more offsets of its partition"},
 	{InconsistentOffsets, "two or more different messages were reported at one offset of a partition"},
 	{G1a, "a poll read a message whose send failed (an aborted read)"},

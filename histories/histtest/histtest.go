@@ -77,6 +77,55 @@ func (b *Builder) Assign(p int64, f string, keys ...string) int64 {
 	return b.Add(p, histories.OK, f, histories.Value{Keys: keys})
 }
 
+// Commit appends a commit by process p of offsets to group, completing
+// as t (every completion carries the offsets).
+func (b *Builder) Commit(p int64, t histories.Type, group string, offs ...histories.KeyOffset) int64 {
+	b.CommitInv(p, group, offs...)
+	return b.CommitDone(p, t, group, offs...)
+}
+
+// CommitInv appends the invocation of a commit of offs to group.
+func (b *Builder) CommitInv(p int64, group string, offs ...histories.KeyOffset) int64 {
+	return b.AddGroup(p, histories.Invoke, histories.FCommit, group, histories.Value{Offsets: offs})
+}
+
+// CommitDone appends the completion of type t of a commit of offs.
+func (b *Builder) CommitDone(p int64, t histories.Type, group string, offs ...histories.KeyOffset) int64 {
+	return b.AddGroup(p, t, histories.FCommit, group, histories.Value{Offsets: offs})
+}
+
+// Committed appends an ok committed by process p of group's offsets that
+// returned got (histories.OffsetUnknown: none).
+func (b *Builder) Committed(p int64, group string, got ...histories.KeyOffset) int64 {
+	b.CommittedInv(p, group, got...)
+	return b.CommittedDone(p, group, got...)
+}
+
+// CommittedInv appends the invocation of a committed of the keys of got.
+func (b *Builder) CommittedInv(p int64, group string, got ...histories.KeyOffset) int64 {
+	keys := make([]string, len(got))
+	for i, o := range got {
+		keys[i] = o.Key
+	}
+	return b.AddGroup(p, histories.Invoke, histories.FCommitted, group, histories.Value{Keys: keys})
+}
+
+// CommittedDone appends the ok completion of a committed that returned got.
+func (b *Builder) CommittedDone(p int64, group string, got ...histories.KeyOffset) int64 {
+	return b.AddGroup(p, histories.OK, histories.FCommitted, group, histories.Value{Offsets: got})
+}
+
+// AddGroup appends one event of a consumer group.
+func (b *Builder) AddGroup(p int64, t histories.Type, f, group string, v histories.Value) int64 {
+	i := b.Add(p, t, f, v)
+	b.Ops[i].Group = group
+	return i
+}
+
+// O is key k's offset off (histories.OffsetUnknown: none), as commits and
+// committed ops carry them.
+func O(k string, off int64) histories.KeyOffset { return histories.KeyOffset{Key: k, Offset: off} }
+
 // SendInv appends the invocation of a send of value v to key k.
 func (b *Builder) SendInv(p int64, k string, v int64) int64 {
 	return b.Invoke(p, histories.FSend, SendMop(k, histories.OffsetPending, v))
