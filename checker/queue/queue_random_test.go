@@ -53,6 +53,7 @@ var variants = []variant{
 	{"multi-mop-sends", func(c *synth.Config) { c.MopsPerSend = 3 }},
 	{"many-info", func(c *synth.Config) { c.InfoRate, c.FailRate = 0.15, 0.10 }},
 	{"one-key", func(c *synth.Config) { c.Keys, c.Processes = 1, 4 }},
+	{"commits", func(c *synth.Config) { *c = c.WithCommits(); c.FetchRate = 0.1 }},
 }
 
 // config is small enough for many seeds per second, with short polls and
@@ -119,6 +120,9 @@ func TestRandomCorrectHistoriesAreValid(t *testing.T) {
 					t.Fatalf("seed %d (%s): the history acknowledged %d and read %d values; the generator is broken",
 						seed, v.name, r.Counts.Acknowledged, r.Counts.Read)
 				}
+				if c := r.Counts.Commits; cfg.CommitRate > 0 && (c == nil || c.Acknowledged == 0 || c.Fetched == 0) {
+					t.Fatalf("seed %d (%s): the history commits and fetches no offsets (%+v); the generator is broken", seed, v.name, c)
+				}
 			}
 		})
 	}
@@ -140,7 +144,7 @@ func TestRandomInjectedFaultIsCaught(t *testing.T) {
 		t.Run(string(f), func(t *testing.T) {
 			for _, v := range variants {
 				for _, seed := range seeds(6) {
-					cfg := config(seed, v)
+					cfg := f.Config(config(seed, v))
 					ops := generate(t, cfg)
 					rng := rand.New(rand.NewPCG(uint64(seed), uint64(len(f))))
 					bad, desc, err := synth.Inject(ops, f, rng)

@@ -36,6 +36,8 @@ func runSynth(args []string, stdout, stderr io.Writer) int {
 	mops := fs.Int("mops-per-send", def.MopsPerSend, "largest number of messages in one send")
 	maxPoll := fs.Int("max-poll-records", def.MaxPollRecords, "largest number of records one poll returns")
 	nemesis := fs.Duration("nemesis-interval", def.NemesisInterval, "mean simulated time between nemesis events (0: none)")
+	commitRate := fs.Float64("commit-rate", def.CommitRate, "fraction of ok polls after which the process commits the group's offsets as a commit op (0 with --fetch-rate 0: commits are not recorded; --fault lost-offset-commit sets both when neither is given)")
+	fetchRate := fs.Float64("fetch-rate", def.FetchRate, "fraction of operations that fetch the group's committed offsets back (committed ops)")
 	faultName := fs.String("fault", "", "inject one fault: "+faultNames())
 	seed := fs.Int64("seed", 0, "random seed (default: from the clock; printed either way)")
 	out := fs.String("out", "-", "history file to write (- for stdout)")
@@ -59,7 +61,7 @@ func runSynth(args []string, stdout, stderr io.Writer) int {
 	cfg := synth.Config{
 		Ops: *ops, Keys: *keys, Processes: *procs, InfoRate: *infoRate, FailRate: *failRate,
 		Acks0: *acks0, Seed: *seed, MopsPerSend: *mops, SendRate: def.SendRate, AssignRate: def.AssignRate,
-		MaxPollRecords: *maxPoll, NemesisInterval: *nemesis,
+		MaxPollRecords: *maxPoll, NemesisInterval: *nemesis, CommitRate: *commitRate, FetchRate: *fetchRate,
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "garantia synth: %s\n", flagNames.Replace(strings.TrimPrefix(err.Error(), "synth: ")))
@@ -72,6 +74,7 @@ func runSynth(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "garantia synth: --fault: %s\n", strings.TrimPrefix(err.Error(), "synth: "))
 			return verdict.ExitBadArguments
 		}
+		cfg = fault.Config(cfg) // what the fault needs a place in (commits)
 	}
 	// Progress and the seed go to stderr when the history goes to stdout.
 	info := stdout
@@ -144,7 +147,7 @@ var flagNames = strings.NewReplacer(
 	"Ops", "--ops", "Keys", "--keys", "Processes", "--processes",
 	"InfoRate", "--info-rate", "FailRate", "--fail-rate",
 	"MopsPerSend", "--mops-per-send", "MaxPollRecords", "--max-poll-records",
-	"NemesisInterval", "--nemesis-interval",
+	"NemesisInterval", "--nemesis-interval", "CommitRate", "--commit-rate", "FetchRate", "--fetch-rate",
 )
 
 func faultNames() string {

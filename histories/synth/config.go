@@ -46,6 +46,29 @@ type Config struct {
 	// NemesisInterval is the mean simulated time between nemesis actions
 	// (start-partition, kill, pause, ... and their heals); 0 means no nemesis.
 	NemesisInterval time.Duration
+	// CommitRate and FetchRate record the consumer group's committed
+	// offsets (group Group): after an ok poll that read something, its
+	// process commits what it read with probability CommitRate, as a commit
+	// op (Kafka's commitSync); FetchRate is the fraction of operations that
+	// fetch the group's committed offsets of every key back (committed
+	// ops). With both 0 (the default) the history records no commit: each
+	// poll commits, unrecorded, as it returns.
+	CommitRate float64
+	FetchRate  float64
+}
+
+// Group is the consumer group of the commits and committed ops the
+// simulator records.
+const Group = "synth-group"
+
+// WithCommits is c recording the group's commits and fetches at the
+// rates a realistic subscribe workload has (see Config.CommitRate), when
+// c records none.
+func (c Config) WithCommits() Config {
+	if c.CommitRate == 0 && c.FetchRate == 0 {
+		c.CommitRate, c.FetchRate = 0.5, 0.02
+	}
+	return c
 }
 
 // DefaultConfig is a realistic small test: 10 keys, 20 processes, 1% info,
@@ -106,7 +129,8 @@ func (c Config) Validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"InfoRate", c.InfoRate}, {"FailRate", c.FailRate}, {"SendRate", c.SendRate}, {"AssignRate", c.AssignRate}} {
+	}{{"InfoRate", c.InfoRate}, {"FailRate", c.FailRate}, {"SendRate", c.SendRate}, {"AssignRate", c.AssignRate},
+		{"CommitRate", c.CommitRate}, {"FetchRate", c.FetchRate}} {
 		if err := rate(r.name, r.v); err != nil {
 			return err
 		}

@@ -23,6 +23,11 @@
 // in a way a broken broker could have produced it. [Fault.Expect] says which
 // anomalies a checker following Jepsen's rules must report for it.
 //
+// With Config.CommitRate and FetchRate (Config.WithCommits) the history
+// also records the consumer group's offsets: processes commit what their
+// polls read (commit ops) and fetch the group's committed offsets back
+// (committed ops), and Inject can plant lost-offset-commit.
+//
 // Everything is driven by one seed: the same [Config] gives the same history,
 // event for event.
 package synth

@@ -49,12 +49,18 @@ const (
 	// AbortedRead: the value of a failed send is read (appended to its key
 	// after the end), Jepsen's G1a.
 	AbortedRead Fault = anomaly.G1a
+	// LostOffsetCommit: right after an acknowledged commit of the group's
+	// offset of a key, a fetch by a fresh process returns the offset the
+	// commit before it left (or none, when there was none), as a
+	// coordinator that lost the acknowledged commit in a failover would.
+	// The history must record commits: see Config.WithCommits.
+	LostOffsetCommit Fault = anomaly.LostOffsetCommit
 )
 
 // Faults lists every fault, in a fixed order.
 func Faults() []Fault {
 	return []Fault{LostWrite, Duplicate, InconsistentOffsets, Unseen, NonmonotonicPoll,
-		PollSkip, NonmonotonicSend, IntPollSkip, IntNonmonotonicPoll, AbortedRead}
+		PollSkip, NonmonotonicSend, IntPollSkip, IntNonmonotonicPoll, AbortedRead, LostOffsetCommit}
 }
 
 // ParseFault returns the fault with that name (case-insensitive).
@@ -84,6 +90,16 @@ func (f Fault) Expect() (want, also []string) {
 		return nil, nil
 	}
 	return []string{string(f)}, nil
+}
+
+// Config returns cfg with what the fault needs to have a place in the
+// history: commits and fetches of the group's offsets for
+// LostOffsetCommit (Config.WithCommits); cfg itself for the others.
+func (f Fault) Config(cfg Config) Config {
+	if f == LostOffsetCommit {
+		return cfg.WithCommits()
+	}
+	return cfg
 }
 
 // ErrNoCandidate means the history has nowhere to put the fault: it is too
@@ -120,6 +136,8 @@ func Inject(ops []histories.Op, fault Fault, rng *rand.Rand) ([]histories.Op, st
 		desc, err = e.intPoll(rng, fault)
 	case AbortedRead:
 		desc, err = e.abortedRead(rng)
+	case LostOffsetCommit:
+		desc, err = e.lostOffsetCommit(rng)
 	default:
 		_, err = ParseFault(string(fault))
 	}
@@ -721,4 +739,106 @@ func (e *editor) abortedRead(rng *rand.Rand) (string, error) {
 	e.setRecs(f.lastRead, s.key, recs)
 	return fmt.Sprintf("value %d of key %s, whose send failed (process %d), is read at offset %d by process %d's last poll",
 		s.val, s.key, e.ops[s.pos].Process, f.maxRead+1, e.ops[f.lastRead].Process), nil
+}
+
+// commitRef is one offset a commit op wrote: the positions of its
+// invocation and completion (-1: none) and its outcome.
+type commitRef struct {
+	inv, cmp int
+	typ      histories.Type
+	group    string
+	key      string
+	off      int64
+}
+
+// commits lists the offsets every commit op of the history wrote, in the
+// order of their completions (never completed last).
+func (e *editor) commits() []commitRef {
+	var out []commitRef
+	for i := range e.ops {
+		op := &e.ops[i]
+		if op.F != histories.FCommit || !op.IsClient() {
+			continue
+		}
+		c := commitRef{inv: i, cmp: -1, typ: histories.Info, group: op.Group}
+		if op.Type != histories.Invoke {
+			c = commitRef{inv: e.partner[i], cmp: i, typ: op.Type, group: op.Group}
+		} else if e.partner[i] >= 0 {
+			continue // counted at its completion
+		}
+		for _, o := range op.Value.Offsets {
+			c.key, c.off = o.Key, o.Offset
+			out = append(out, c)
+		}
+		if op.Value.Offsets == nil && c.inv >= 0 {
+			for _, o := range e.ops[c.inv].Value.Offsets {
+				c.key, c.off = o.Key, o.Offset
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func (e *editor) lostOffsetCommit(rng *rand.Rand) (string, error) {
+	all := e.commits()
+	// effect is when a commit may take effect at the latest: its completion
+	// if ok, else any time.
+	effect := func(c commitRef) int {
+		if c.typ == histories.OK && c.cmp >= 0 {
+			return c.cmp
+		}
+		return len(e.ops) + 1
+	}
+	type plan struct {
+		c    commitRef
+		prev int64 // the offset the fetch returns; OffsetUnknown: none
+	}
+	var r reservoir[plan]
+	for _, c := range all {
+		if c.typ != histories.OK || c.cmp < 0 {
+			continue
+		}
+		// The offset the commits before c left: the latest ok commit of the
+		// key completed before c was invoked, or none.
+		prev, prevAt := histories.OffsetUnknown, -1
+		for _, w := range all {
+			if w.group == c.group && w.key == c.key && w.typ == histories.OK && w.cmp >= 0 && w.cmp < c.inv && w.cmp > prevAt {
+				prev, prevAt = w.off, w.cmp
+			}
+		}
+		if prev == c.off {
+			continue
+		}
+		// The fetch goes right after c's completion: no commit of prev
+		// that did not fail may take effect after c was invoked, or the
+		// fetch would be consistent (it may have read that one).
+		fine := true
+		for _, w := range all {
+			if w.group == c.group && w.key == c.key && w.off == prev && prev >= 0 && w.typ != histories.Fail && w.inv <= c.cmp && effect(w) > c.inv {
+				fine = false
+			}
+		}
+		if fine {
+			r.offer(rng, plan{c, prev})
+		}
+	}
+	if r.n == 0 {
+		return "", noCandidate("needs an acknowledged commit of a group's offset (generate with Config.WithCommits)")
+	}
+	p := r.pick
+	pid := e.nextPID
+	e.nextPID++
+	fetch := func(t histories.Type, v histories.Value) histories.Op {
+		return histories.Op{Process: pid, Type: t, F: histories.FCommitted, Group: p.c.group, Value: v}
+	}
+	e.before[p.c.cmp+1] = append(e.before[p.c.cmp+1],
+		fetch(histories.Invoke, histories.Value{Keys: []string{p.c.key}}),
+		fetch(histories.OK, histories.Value{Offsets: []histories.KeyOffset{{Key: p.c.key, Offset: p.prev}}}))
+	was := "none"
+	if p.prev >= 0 {
+		was = fmt.Sprintf("offset %d", p.prev)
+	}
+	return fmt.Sprintf("right after process %d's commit of offset %d of key %s (group %q) was acknowledged, process %d fetches %s, what the commits before it had left",
+		e.ops[p.c.cmp].Process, p.c.off, p.c.key, p.c.group, pid, was), nil
 }

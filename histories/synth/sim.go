@@ -131,6 +131,9 @@ type thread struct {
 	pos      []int64 // next offset to read, per key; meaningful if assigned
 	drainKey int     // the key this drain thread reads, or -1
 	done     bool
+	// commit, when set, is what the thread commits next: the positions its
+	// last ok poll left (CommitRate).
+	commit []histories.KeyOffset
 }
 
 // simOp is an operation in flight.
@@ -142,6 +145,7 @@ type simOp struct {
 	sends   []histories.Mop // send: key and value; Offset set when applied
 	keys    []int           // assign: the new assignment
 	polls   map[string][]histories.Record
+	offsets []histories.KeyOffset // commit: what it commits; committed: what it read
 	errMsg  string
 }
 
@@ -318,6 +322,11 @@ func (s *sim) invoke(th *thread) error {
 		s.budget--
 		r := s.rng.Float64()
 		switch {
+		case th.commit != nil:
+			op.f = histories.FCommit
+			op.offsets, th.commit = th.commit, nil
+		case s.cfg.FetchRate > 0 && s.rng.Float64() < s.cfg.FetchRate:
+			op.f = histories.FCommitted
 		case len(th.assigned) == 0 || (r >= s.cfg.SendRate && r < s.cfg.SendRate+s.cfg.AssignRate):
 			op.f = histories.FAssign
 			op.keys = s.randomAssignment()
@@ -343,7 +352,11 @@ func (s *sim) invoke(th *thread) error {
 		}
 	}
 
-	if err := s.out(histories.Op{Process: op.process, Type: histories.Invoke, F: op.f, Value: s.invokeValue(op)}); err != nil {
+	inv := histories.Op{Process: op.process, Type: histories.Invoke, F: op.f, Value: s.invokeValue(op)}
+	if op.f == histories.FCommit || op.f == histories.FCommitted {
+		inv.Group = Group
+	}
+	if err := s.out(inv); err != nil {
 		return err
 	}
 
@@ -356,9 +369,10 @@ func (s *sim) invoke(th *thread) error {
 		s.schedule(s.now+s.expNs(applyMin_ns, applyMean_ns), evComplete, th, op)
 	case histories.Info:
 		doneAt := s.now + timeoutMin_ns + s.rng.Int64N(timeoutMax_ns-timeoutMin_ns)
-		// An indeterminate send may still land, even after its client gave
-		// up; other indeterminate ops die with their retired process.
-		if op.f == histories.FSend && s.rng.IntN(2) == 0 {
+		// An indeterminate send or commit may still land, even after its
+		// client gave up; other indeterminate ops die with their retired
+		// process.
+		if (op.f == histories.FSend || op.f == histories.FCommit) && s.rng.IntN(2) == 0 {
 			s.schedule(s.now+1+s.rng.Int64N(doneAt+lateApplyMax_ns-s.now), evApply, th, op)
 		}
 		s.schedule(doneAt, evComplete, th, op)
@@ -430,9 +444,25 @@ func (s *sim) apply(op *simOp) {
 			op.polls[s.keyNames[k]] = recs
 			budget -= int(to - from)
 			th.pos[k] = to
-			// commitSync before the poll returns.
-			s.committed[k] = to
+			if s.cfg.CommitRate == 0 && s.cfg.FetchRate == 0 {
+				// commitSync before the poll returns, unrecorded.
+				s.committed[k] = to
+				s.hasCommit[k] = true
+			}
+		}
+	case histories.FCommit:
+		for _, o := range op.offsets {
+			k, _ := strconv.Atoi(o.Key)
+			s.committed[k] = o.Offset
 			s.hasCommit[k] = true
+		}
+	case histories.FCommitted:
+		op.offsets = make([]histories.KeyOffset, s.cfg.Keys)
+		for k := range op.offsets {
+			op.offsets[k] = histories.KeyOffset{Key: s.keyNames[k], Offset: histories.OffsetUnknown}
+			if s.hasCommit[k] {
+				op.offsets[k].Offset = s.committed[k]
+			}
 		}
 	}
 }
@@ -454,12 +484,24 @@ func (s *sim) complete(op *simOp) error {
 			c.Value.Mops = []histories.Mop{{F: histories.MopPoll, Polls: op.polls}}
 		case histories.FAssign:
 			c.Value.Keys = s.names(op.keys)
+		case histories.FCommit, histories.FCommitted:
+			c.Value.Offsets = slices.Clone(op.offsets)
 		}
 	} else {
 		c.Value = s.invokeValue(op)
 	}
+	if op.f == histories.FCommit || op.f == histories.FCommitted {
+		c.Group = Group
+	}
 	if err := s.out(c); err != nil {
 		return err
+	}
+	if op.f == histories.FPoll && op.outcome == histories.OK && s.cfg.CommitRate > 0 && len(op.polls) > 0 &&
+		th.drainKey < 0 && s.rng.Float64() < s.cfg.CommitRate {
+		for _, k := range sortedKeys(op.polls) {
+			recs := op.polls[k]
+			th.commit = append(th.commit, histories.KeyOffset{Key: k, Offset: recs[len(recs)-1].Offset + 1})
+		}
 	}
 	if op.outcome == histories.Info {
 		// Jepsen's rule: the indeterminate op may still take effect, so its
@@ -468,6 +510,7 @@ func (s *sim) complete(op *simOp) error {
 		th.process += int64(s.cfg.Processes)
 		s.noteProcess(th.process)
 		th.assigned = nil
+		th.commit = nil
 	}
 	if th.drainKey >= 0 && th.assigned != nil && th.pos[th.drainKey] >= int64(len(s.logs[th.drainKey])) {
 		th.done = true
@@ -491,6 +534,10 @@ func (s *sim) invokeValue(op *simOp) histories.Value {
 		return histories.Value{Mops: []histories.Mop{{F: histories.MopPoll}}}
 	case histories.FAssign:
 		return histories.Value{Keys: s.names(op.keys)}
+	case histories.FCommit:
+		return histories.Value{Offsets: slices.Clone(op.offsets)}
+	case histories.FCommitted:
+		return histories.Value{Keys: slices.Clone(s.keyNames)}
 	}
 	return histories.Value{}
 }

@@ -36,12 +36,12 @@ func generate(t *testing.T, cfg Config) []histories.Op {
 }
 
 func TestDeterministic(t *testing.T) {
-	a := generate(t, small(7))
-	b := generate(t, small(7))
+	a := generate(t, small(7).WithCommits())
+	b := generate(t, small(7).WithCommits())
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("seed 7: two runs of the same config differ")
 	}
-	c := generate(t, small(8))
+	c := generate(t, small(8).WithCommits())
 	if reflect.DeepEqual(a, c) {
 		t.Fatal("seeds 7 and 8 gave the same history")
 	}
@@ -265,6 +265,8 @@ func TestGeneratedHistoryIsCorrect(t *testing.T) {
 		{"no faults", func(c *Config) { c.InfoRate, c.FailRate, c.NemesisInterval = 0, 0, 0 }},
 		{"one key one process", func(c *Config) { c.Keys, c.Processes = 1, 1 }},
 		{"many info", func(c *Config) { c.InfoRate = 0.3 }},
+		{"commits", func(c *Config) { *c = c.WithCommits() }},
+		{"commits, many info", func(c *Config) { *c = c.WithCommits(); c.InfoRate, c.FetchRate = 0.3, 0.2 }},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -329,6 +331,7 @@ func TestFaultsAreExact(t *testing.T) {
 				for seed := int64(1); seed <= 8; seed++ {
 					cfg := small(seed)
 					v.edit(&cfg)
+					cfg = f.Config(cfg)
 					ops := generate(t, cfg)
 					before := slices.Clone(ops)
 					rng := rand.New(rand.NewPCG(uint64(seed), 99))
