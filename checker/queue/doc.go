@@ -80,7 +80,9 @@
 // Per process, in history order of completions: an ok or info assign or
 // subscribe keeps the poll positions of the keys it still names and
 // forgets the others, and makes the process subscribed (subscribe) or not
-// (assign); a failed one changes nothing. Only ok polls move a position.
+// (assign); an assign after a subscribe forgets every position (Kafka's
+// consumer must unsubscribe before it assigns, which drops its positions);
+// a failed one changes nothing. Only ok polls move a position.
 // An info completion retires the process: its state ends. Unlike Jepsen,
 // an assign does not forget send positions: the producer is unchanged.
 //

@@ -107,11 +107,15 @@ func (a *analysis) orderOp(ci int32, ps *proc, st *orderState) {
 	e := a.event(ci)
 	if f := h.Text(e.F); f == histories.FAssign || f == histories.FSubscribe {
 		if cp.out != outFail && cp.cmp >= 0 {
-			// Only keys still assigned keep their poll position.
+			// Only keys still assigned keep their poll position; an assign
+			// after a subscribe keeps none (Kafka's consumer unsubscribes
+			// first, which drops its positions).
 			ep := st.next()
-			for _, k := range a.assigned(ci) {
-				if id := a.keyOf[k]; id >= 0 {
-					st.mark[id] = ep
+			if !(f == histories.FAssign && ps.subscribed) {
+				for _, k := range a.assigned(ci) {
+					if id := a.keyOf[k]; id >= 0 {
+						st.mark[id] = ep
+					}
 				}
 			}
 			for id := range ps.read {

@@ -533,6 +533,24 @@ var cases = []struct {
 		h.ReadAll(2, "a", 1, 2, 3)
 		return map[string]want{anomaly.PollSkip: {1, []int64{p1, p2}}}
 	}, verdict.Invalid},
+	{"poll-skip twin: an assign after a subscribe starts afresh, even of a key it names", func(h *histtest.Builder) map[string]want {
+		threeSends(h)
+		h.Assign(1, histories.FSubscribe, "a")
+		h.PollOK(1, "a", r(0, 1))
+		h.Assign(1, histories.FAssign, "a")
+		h.PollOK(1, "a", r(2, 3))
+		h.ReadAll(2, "a", 1, 2, 3)
+		return nil
+	}, verdict.Valid},
+	{"poll-skip: an assign after an assign keeps the position of a key it names", func(h *histtest.Builder) map[string]want {
+		threeSends(h)
+		h.Assign(1, histories.FAssign, "a")
+		p1 := h.PollOK(1, "a", r(0, 1))
+		h.Assign(1, histories.FAssign, "a")
+		p2 := h.PollOK(1, "a", r(2, 3))
+		h.ReadAll(2, "a", 1, 2, 3)
+		return map[string]want{anomaly.PollSkip: {1, []int64{p1, p2}}}
+	}, verdict.Invalid},
 
 	// Verdict edge cases.
 	{"empty history proves nothing", func(h *histtest.Builder) map[string]want { return nil }, verdict.Unknown},

@@ -343,7 +343,7 @@ func refCheck(ops []histories.Op, assumeDrained, fragment bool) (refCounts, verd
 					keys = o.inv.Value.Keys
 				}
 				for k := range ps.reads {
-					if !slices.Contains(keys, k) {
+					if !slices.Contains(keys, k) || (e.F == histories.FAssign && ps.subscribed) {
 						delete(ps.reads, k)
 					}
 				}

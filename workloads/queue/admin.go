@@ -255,6 +255,16 @@ func (w *Workload) Drain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if w.cfg.ConsumeVia != ConsumeAssign {
+		// The group's committed offsets, fetched once more after every
+		// fault healed: the last chance to see one lost.
+		fctx, cancel := context.WithTimeout(ctx, finalFetchTimeout)
+		err := w.FetchCommitted(fctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	marker.Type = histories.OK
 	if shortfall != "" {
 		marker.Type, marker.Error = histories.Info, shortfall

@@ -98,8 +98,8 @@ func TestScheduleIsSeeded(t *testing.T) {
 	hw := histories.NewWriter(io.Discard)
 	t.Cleanup(func() { _ = hw.Close() })
 	rec := histories.NewRecorder(hw, time.Now())
-	schedule := func(seed int64, thread int) []scheduledOp {
-		w, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Partitions: 5, ReplicationFactor: 1, Acks: "all", Concurrency: 4, Seed: seed}, rec)
+	scheduleVia := func(via string, seed int64, thread int) []scheduledOp {
+		w, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Partitions: 5, ReplicationFactor: 1, Acks: "all", Concurrency: 4, Seed: seed, ConsumeVia: via}, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,12 +107,16 @@ func TestScheduleIsSeeded(t *testing.T) {
 		out := make([]scheduledOp, 2000)
 		for i := range out {
 			out[i] = wk.draw()
-			if out[i].kind == opAssign {
-				wk.assigned = out[i].keys // what a successful assign leaves
+			switch out[i].kind {
+			case opAssign:
+				wk.assigned, wk.mode = out[i].keys, assignedConsumer // what a successful assign leaves
+			case opSubscribe:
+				wk.mode = groupConsumer
 			}
 		}
 		return out
 	}
+	schedule := func(seed int64, thread int) []scheduledOp { return scheduleVia(ConsumeAssign, seed, thread) }
 	a, b := schedule(42, 1), schedule(42, 1)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("seed 42, thread 1 gave two different schedules")
@@ -140,5 +144,32 @@ func TestScheduleIsSeeded(t *testing.T) {
 	}
 	if a[0].kind == opPoll {
 		t.Error("a fresh process polled before assigning")
+	}
+	if count[opSubscribe]+count[opCommitted] != 0 {
+		t.Errorf("assigning consumers subscribed %d times and fetched committed offsets %d times", count[opSubscribe], count[opCommitted])
+	}
+
+	// Subscribing consumers: the same sends and assign-or-subscribe draws,
+	// 2/64 of the polls fetch committed offsets instead; mixed ones pick
+	// assign or subscribe half and half.
+	for _, via := range []string{ConsumeSubscribe, ConsumeMixed} {
+		s := scheduleVia(via, 42, 1)
+		if !reflect.DeepEqual(s, scheduleVia(via, 42, 1)) {
+			t.Fatalf("%s: seed 42, thread 1 gave two different schedules", via)
+		}
+		n := map[opKind]int{}
+		for _, d := range s {
+			n[d.kind]++
+		}
+		switch {
+		case s[0].kind != opSubscribe && s[0].kind != opAssign:
+			t.Errorf("%s: a fresh process's first op is %v", via, s[0].kind)
+		case n[opCommitted] < 25 || n[opCommitted] > 110:
+			t.Errorf("%s: %d committed fetches in 2000 draws, want about 62", via, n[opCommitted])
+		case via == ConsumeSubscribe && (n[opAssign] != 0 || n[opSubscribe] < 30 || n[opSubscribe] > 110):
+			t.Errorf("%s: %d assigns, %d subscribes", via, n[opAssign], n[opSubscribe])
+		case via == ConsumeMixed && (n[opAssign] < 10 || n[opSubscribe] < 10):
+			t.Errorf("%s: %d assigns, %d subscribes, want both", via, n[opAssign], n[opSubscribe])
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,11 +30,15 @@ const (
 )
 
 // The operation mix, out of mixTotal draws: Jepsen's queue workload sends
-// and polls about equally and reassigns now and then.
+// and polls about equally and reassigns (or subscribes) now and then.
+// When consumers subscribe, mixCommitted of the polls fetch the group's
+// committed offsets instead; subscribed consumers commit after every poll
+// that read something, as an op of its own.
 const (
-	mixAssign = 2  // of 64
-	mixSend   = 31 // of 64
-	mixTotal  = 64 // the rest are polls
+	mixAssign    = 2  // of 64
+	mixSend      = 31 // of 64
+	mixCommitted = 2  // of 64, taken from the polls' share
+	mixTotal     = 64 // the rest are polls
 )
 
 // Config configures the queue workload.
@@ -70,6 +75,12 @@ type Config struct {
 	MaxPollRecords int
 	// DrainTimeout bounds the final drain; 0 means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// ConsumeVia is how consumers get their partitions: ConsumeAssign
+	// (the default, for ""), ConsumeSubscribe or ConsumeMixed.
+	ConsumeVia string
+	// Group is the consumer group subscribing consumers join; "" means
+	// DefaultGroup.
+	Group string
 }
 
 // Counts are the operations completed so far (for progress lines).
@@ -148,6 +159,15 @@ func New(cfg Config, rec *histories.Recorder) (*Workload, error) {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.ConsumeVia == "" {
+		cfg.ConsumeVia = ConsumeAssign
+	}
+	if !slices.Contains(ConsumeVias, cfg.ConsumeVia) {
+		return nil, fmt.Errorf("queue: ConsumeVia: want %s, got %q", strings.Join(ConsumeVias, ", "), cfg.ConsumeVia)
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
 	}
 	if rec == nil {
 		return nil, errors.New("queue: no recorder")
@@ -228,6 +248,12 @@ type worker struct {
 	prodHook *hook
 	cons     *kgo.Client
 	consHook *hook
+	// mode is what cons is: none, a consumer of assigned partitions, or a
+	// member of the group.
+	mode consumerMode
+	// rebalances collects the group consumer's rebalances for the next
+	// completion; nil without a group consumer.
+	rebalances *rebalanceLog
 	// assigned are the partitions the consumer reads, sorted; nil before
 	// the process's first assign.
 	assigned []int32
@@ -261,6 +287,8 @@ const (
 	opSend opKind = iota
 	opPoll
 	opAssign
+	opSubscribe
+	opCommitted
 )
 
 // scheduledOp is one entry of a worker's schedule.
@@ -281,16 +309,23 @@ type scheduledOp struct {
 const rewindOneIn = 32
 
 // draw draws the worker's next operation from its seeded stream. A poll
-// drawn before the process's first assign becomes an assign: a fresh
-// process has nothing to poll yet.
+// drawn before the process's first assign (or subscribe) becomes one: a
+// fresh process has nothing to poll yet. With ConsumeAssign the draws are
+// exactly as they were before consumers could subscribe.
 func (wk *worker) draw() scheduledOp {
 	n := wk.rng.IntN(mixTotal)
+	via := wk.w.cfg.ConsumeVia
 	switch {
-	case n < mixAssign, n >= mixAssign+mixSend && wk.assigned == nil:
+	case n < mixAssign, n >= mixAssign+mixSend && wk.mode == noConsumer:
+		if via == ConsumeSubscribe || (via == ConsumeMixed && wk.rng.IntN(2) == 0) {
+			return scheduledOp{kind: opSubscribe}
+		}
 		keys, rewind := wk.drawKeys()
 		return scheduledOp{kind: opAssign, keys: keys, rewind: rewind}
 	case n < mixAssign+mixSend:
 		return scheduledOp{kind: opSend, key: int32(wk.rng.IntN(wk.w.cfg.Partitions))}
+	case n >= mixTotal-mixCommitted && via != ConsumeAssign:
+		return scheduledOp{kind: opCommitted}
 	}
 	return scheduledOp{kind: opPoll}
 }
@@ -301,8 +336,12 @@ func (wk *worker) step(ctx context.Context) error {
 	switch d.kind {
 	case opAssign:
 		return wk.assign(ctx, d.keys, d.rewind)
+	case opSubscribe:
+		return wk.subscribe(ctx)
 	case opSend:
 		return wk.send(ctx, d.key)
+	case opCommitted:
+		return wk.committed(ctx)
 	}
 	return wk.poll(ctx, wk.w.cfg.PollTimeout)
 }
@@ -353,10 +392,24 @@ func (wk *worker) close() {
 		wk.prod.Close()
 		wk.prod = nil
 	}
-	if wk.cons != nil {
-		wk.cons.Close()
-		wk.cons = nil
+	wk.closeConsumer()
+}
+
+// closeConsumer closes the process's consumer. A group member leaves the
+// group first, within groupLeaveTimeout: one that cannot reach the
+// coordinator is dropped at its session timeout instead.
+func (wk *worker) closeConsumer() {
+	if wk.cons == nil {
+		return
 	}
+	if wk.mode == groupConsumer {
+		wk.cons.AllowRebalance()
+		ctx, cancel := context.WithTimeout(context.Background(), groupLeaveTimeout)
+		_ = wk.cons.LeaveGroupContext(ctx)
+		cancel()
+	}
+	wk.cons.Close()
+	wk.cons, wk.mode, wk.rebalances = nil, noConsumer, nil
 }
 
 func (w *Workload) record(op histories.Op) (histories.Op, error) {
@@ -390,12 +443,9 @@ func (wk *worker) send(ctx context.Context, p int32) error {
 	done := histories.Op{Process: wk.process, F: histories.FSend, Value: histories.Value{Mops: invoked}}
 
 	if wk.prod == nil {
-		wk.prodHook = &hook{names: w.cfg.NodeNames}
-		cl, err := kgo.NewClient(w.producerOpts(wk.process, wk.prodHook)...)
-		if err != nil {
-			return fmt.Errorf("new producer: %w", err)
+		if err := wk.newProducer(); err != nil {
+			return err
 		}
-		wk.prod = cl
 	}
 	wk.prodHook.reset()
 	// The op is bounded by kgo's own timeouts; this context is a backstop
@@ -426,12 +476,23 @@ func (wk *worker) send(ctx context.Context, p int32) error {
 		}
 		done.Value = histories.Value{Mops: []histories.Mop{{F: histories.MopSend, Key: key, Value: v, Offset: off}}}
 	}
-	if _, err := w.record(done); err != nil {
+	if _, err := w.record(wk.withRebalances(done)); err != nil {
 		return err
 	}
 	if done.Type == histories.Info {
 		wk.retire()
 	}
+	return nil
+}
+
+// newProducer gives the process its producer client.
+func (wk *worker) newProducer() error {
+	wk.prodHook = &hook{names: wk.w.cfg.NodeNames}
+	cl, err := kgo.NewClient(wk.w.producerOpts(wk.process, wk.prodHook)...)
+	if err != nil {
+		return fmt.Errorf("new producer: %w", err)
+	}
+	wk.prod = cl
 	return nil
 }
 
@@ -449,6 +510,14 @@ func (wk *worker) assign(ctx context.Context, ps []int32, rewind map[int32]bool)
 	if _, err := w.record(histories.Op{Process: wk.process, Type: histories.Invoke, F: histories.FAssign,
 		Value: histories.Value{Keys: keys}}); err != nil {
 		return err
+	}
+	if wk.mode == groupConsumer {
+		// Kafka's consumer unsubscribes before it assigns: the member
+		// leaves the group, and the new consumer starts from where this
+		// thread read.
+		wk.closeConsumer()
+		wk.assigned = nil
+		clear(wk.next)
 	}
 	wanted := make(map[int32]bool, len(ps))
 	for _, p := range ps {
@@ -477,7 +546,7 @@ func (wk *worker) assign(ctx context.Context, ps []int32, rewind map[int32]bool)
 		if err != nil {
 			return fmt.Errorf("new consumer: %w", err)
 		}
-		wk.cons = cl
+		wk.cons, wk.mode = cl, assignedConsumer
 	} else {
 		if len(dropped) > 0 {
 			wk.cons.RemoveConsumePartitions(map[string][]int32{w.cfg.Topic: dropped})
@@ -487,8 +556,8 @@ func (wk *worker) assign(ctx context.Context, ps []int32, rewind map[int32]bool)
 		}
 	}
 	wk.assigned = ps
-	_, err := w.record(histories.Op{Process: wk.process, Type: histories.OK, F: histories.FAssign,
-		Value: histories.Value{Keys: keys}})
+	_, err := w.record(wk.withRebalances(histories.Op{Process: wk.process, Type: histories.OK, F: histories.FAssign,
+		Value: histories.Value{Keys: keys}}))
 	return err
 }
 
@@ -521,11 +590,23 @@ func (wk *worker) poll(ctx context.Context, timeout time.Duration) error {
 		done.Value = histories.Value{Mops: []histories.Mop{{F: histories.MopPoll, Polls: res.polls}}}
 		wk.noteRead(res.polls)
 	}
-	if _, err := w.record(done); err != nil {
+	if _, err := w.record(wk.withRebalances(done)); err != nil {
 		return err
 	}
 	if done.Type == histories.Info {
 		wk.retire()
+		return nil
+	}
+	if wk.mode == groupConsumer {
+		// The member commits what it read, then lets the group rebalance.
+		if done.Type == histories.OK {
+			if err := wk.commit(ctx, res.polls, res.epochs); err != nil {
+				return err
+			}
+		}
+		if wk.cons != nil {
+			wk.cons.AllowRebalance()
+		}
 	}
 	return nil
 }
@@ -546,7 +627,10 @@ func (wk *worker) noteRead(polls map[string][]histories.Record) {
 }
 
 type pollResult struct {
-	polls   map[string][]histories.Record
+	polls map[string][]histories.Record
+	// epochs are, per key read, the leader epoch of its last record: a
+	// commit of the offset after it names that epoch (KIP-320).
+	epochs  map[string]int32
 	n       int    // records read
 	err     error  // errors other than the poll's own timeout
 	corrupt string // set when a record's value is not a decimal integer
@@ -557,7 +641,7 @@ func (w *Workload) pollOnce(ctx context.Context, cl *kgo.Client, timeout time.Du
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	fetches := cl.PollRecords(pctx, w.cfg.MaxPollRecords)
 	cancel()
-	res := pollResult{polls: map[string][]histories.Record{}}
+	res := pollResult{polls: map[string][]histories.Record{}, epochs: map[string]int32{}}
 	var errs []error
 	fetches.EachError(func(topic string, p int32, err error) {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -577,6 +661,7 @@ func (w *Workload) pollOnce(ctx context.Context, cl *kgo.Client, timeout time.Du
 		}
 		key := strconv.Itoa(int(r.Partition))
 		res.polls[key] = append(res.polls[key], histories.Record{Offset: r.Offset, Value: v})
+		res.epochs[key] = r.LeaderEpoch
 		res.n++
 	})
 	return res
@@ -645,6 +730,9 @@ type hook struct {
 	// reports a request lost on the wire only as ErrRecordRetries, and
 	// the history's error should say what happened.
 	connErr atomic.Pointer[string]
+	// commits and commitConnErr are the same for OffsetCommit requests.
+	commits       atomic.Int64
+	commitConnErr atomic.Pointer[string]
 }
 
 var (
@@ -659,6 +747,17 @@ const (
 )
 
 func (h *hook) OnBrokerWrite(meta kgo.BrokerMetadata, key int16, bytesWritten int, _, _ time.Duration, err error) {
+	if key == keyOffsetCommit {
+		if bytesWritten > 0 {
+			h.commits.Add(1)
+			h.node.Store(meta.NodeID + 1)
+		}
+		if err != nil {
+			msg := "writing the offset commit: " + err.Error()
+			h.commitConnErr.Store(&msg)
+		}
+		return
+	}
 	if key != keyProduce {
 		return
 	}
@@ -673,9 +772,13 @@ func (h *hook) OnBrokerWrite(meta kgo.BrokerMetadata, key int16, bytesWritten in
 }
 
 func (h *hook) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if key == keyProduce && err != nil {
+	switch {
+	case key == keyProduce && err != nil:
 		msg := "reading the produce response: " + err.Error()
 		h.connErr.Store(&msg)
+	case key == keyOffsetCommit && err != nil:
+		msg := "reading the offset commit response: " + err.Error()
+		h.commitConnErr.Store(&msg)
 	}
 }
 
