@@ -94,6 +94,7 @@ type TestConfig struct {
 	ReplicaLagTimeMax     string   `json:"replica-lag-time-max,omitempty"`
 	OpTimeout             string   `json:"op-timeout,omitempty"`
 	DrainTimeout          string   `json:"drain-timeout,omitempty"`
+	ConsumeVia            string   `json:"consume-via,omitempty"`
 
 	// present are the keys the file held, so that Summary leaves out what
 	// a file (an older one, or one written by another tool) does not say
@@ -122,7 +123,7 @@ func (c *TestConfig) UnmarshalJSON(b []byte) error {
 
 // summaryKeys are the configuration's keys a one-line summary shows, in
 // order: what tells runs of one test apart.
-var summaryKeys = []string{"nodes", "replication-factor", "min-insync-replicas", "acks", "partitions", "nemesis",
+var summaryKeys = []string{"nodes", "replication-factor", "min-insync-replicas", "acks", "consume-via", "partitions", "nemesis",
 	"nemesis-interval", "time-limit", "rate", "concurrency", "fsync", "unclean-leader-election", "bug", "seed"}
 
 // Summary is the configuration in one line: "nodes=3 acks=all

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/garantia/garantia/nemesis"
+	"github.com/garantia/garantia/workloads/queue"
 )
 
 // Config is everything a run needs. Each field with a flag names it.
@@ -33,6 +35,7 @@ type Config struct {
 	PowerFS               bool          // --powerfs: the data folders on the power-loss filesystem even without power faults
 	PowerMode             string        // --powerfs-mode: strict or ordered; "" is strict
 	PowerTorn             bool          // --powerfs-torn: a power cut leaves each file's last unsynced write torn
+	ConsumeVia            string        // --consume-via: assign, subscribe or mixed (Jepsen's :sub-via); "" is assign
 
 	// TestName names the test's folder in the store; "" derives one from
 	// the workload, acks and faults ("queue-acks-all-kill").
@@ -128,6 +131,8 @@ func (c *Config) Validate() error {
 		return flagErr("partitions", "want 1 to %d, got %d", maxPartitions, c.Partitions)
 	case c.Store == "":
 		return flagErr("store", "want a folder")
+	case c.ConsumeVia != "" && !slices.Contains(queue.ConsumeVias, c.ConsumeVia):
+		return flagErr("consume-via", "want %s, got %q", strings.Join(queue.ConsumeVias, ", "), c.ConsumeVia)
 	}
 	switch c.DB {
 	case "local":
@@ -195,14 +200,18 @@ func (c *Config) Specs() ([]nemesis.Spec, error) {
 	return specs, nil
 }
 
-// Name is the test's folder name in the store: the workload, the acks
-// and the fault kinds ("queue-acks-1-partition+kill").
+// Name is the test's folder name in the store: the workload, how it
+// consumes when not by assign, the acks and the fault kinds
+// ("queue-acks-1-partition+kill", "queue-subscribe-acks-all-kill").
 func (c *Config) Name() string {
 	if c.TestName != "" {
 		return c.TestName
 	}
 	specs, _ := c.Specs()
 	n := "queue-acks-" + c.Acks
+	if c.ConsumeVia != "" && c.ConsumeVia != queue.ConsumeAssign {
+		n = "queue-" + c.ConsumeVia + "-acks-" + c.Acks
+	}
 	if len(specs) > 0 {
 		kinds := make([]string, len(specs))
 		for i, s := range specs {

@@ -54,7 +54,7 @@ func (c *Config) stored() histories.TestConfig {
 		Nemesis: c.NemesisItems(), NemesisInterval: c.NemesisInterval.String(), Seed: c.Seed, DB: c.DB,
 		Store: c.Store, UncleanLeaderElection: c.UncleanLeaderElection, Fsync: c.Fsync, Bugs: bugs,
 		Partitions: c.Partitions, SessionTimeout: dur(c.SessionTimeout), ReplicaLagTimeMax: dur(c.ReplicaLagTimeMax),
-		OpTimeout: dur(c.OpTimeout), DrainTimeout: dur(c.DrainTimeout),
+		OpTimeout: dur(c.OpTimeout), DrainTimeout: dur(c.DrainTimeout), ConsumeVia: c.ConsumeVia,
 	}
 }
 
@@ -374,6 +374,7 @@ func (t *test) createTopic(ctx context.Context) error {
 		Seed:              cfg.Seed,
 		OpTimeout:         cfg.OpTimeout,
 		DrainTimeout:      cfg.DrainTimeout,
+		ConsumeVia:        cfg.ConsumeVia,
 	}, t.rec)
 	if err != nil {
 		return err
@@ -576,7 +577,7 @@ func newBackend(cfg Config, runDir string, progress io.Writer) (db.DB, error) {
 // one replicating cluster, and the links between nodes go through proxies
 // whenever there are links.
 func localOptions(cfg Config, runDir string) local.Options {
-	return local.Options{
+	o := local.Options{
 		Config: db.Config{
 			Binary: cfg.BrokerBinary, Nodes: cfg.Nodes, Dir: runDir, Fsync: cfg.Fsync, Bugs: cfg.Bugs,
 			Cluster: &db.Cluster{
@@ -590,6 +591,10 @@ func localOptions(cfg Config, runDir string) local.Options {
 		Links: cfg.Nodes > 1,
 		Seed:  uint64(cfg.Seed),
 	}
+	if cfg.ConsumeVia != "" && cfg.ConsumeVia != queue.ConsumeAssign {
+		o.ExtraArgs = func(db.Node) []string { return queue.GroupBrokerArgs() }
+	}
+	return o
 }
 
 // writeJSON writes v as indented JSON to path, atomically.

@@ -9,15 +9,18 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/garantia/garantia/checker/verdict"
+	"github.com/garantia/garantia/db"
 	"github.com/garantia/garantia/db/local/buildtest"
 	"github.com/garantia/garantia/histories"
 	"github.com/garantia/garantia/internal/leakcheck"
 	"github.com/garantia/garantia/nemesis"
+	"github.com/garantia/garantia/workloads/queue"
 )
 
 func TestMain(m *testing.M) { buildtest.Main(m) }
@@ -363,6 +366,8 @@ func TestValidate(t *testing.T) {
 		{"no partitions", func(c *Config) { c.Partitions = 0 }, "partitions"},
 		{"no store", func(c *Config) { c.Store = "" }, "store"},
 		{"bug flag", func(c *Config) { c.Bugs = []string{"--x"} }, "bug"},
+		{"subscribe", func(c *Config) { c.ConsumeVia = "subscribe" }, ""},
+		{"consume via poll", func(c *Config) { c.ConsumeVia = "poll" }, "consume-via"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -416,5 +421,17 @@ func TestName(t *testing.T) {
 	cfg.Nemesis = []string{"none"}
 	if got := cfg.Name(); got != "queue-acks-1" {
 		t.Errorf("Name = %q", got)
+	}
+	cfg.ConsumeVia = "assign"
+	if got := cfg.Name(); got != "queue-acks-1" {
+		t.Errorf("Name = %q", got)
+	}
+	cfg.ConsumeVia = "subscribe"
+	if got := cfg.Name(); got != "queue-subscribe-acks-1" {
+		t.Errorf("Name = %q", got)
+	}
+	// Subscribing consumers need the brokers' group settings.
+	if o := localOptions(cfg, t.TempDir()); o.ExtraArgs == nil || !slices.Equal(o.ExtraArgs(db.Node{}), queue.GroupBrokerArgs()) {
+		t.Error("a subscribing run does not pass the group settings to its brokers")
 	}
 }

@@ -89,6 +89,12 @@ type Config struct {
 	MaxMetadataBytes int
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// OffsetsEarlyAckBug is the offsets-early-ack bug switch: a write to
+	// the offsets topic is acknowledged, and its offsets served, as soon
+	// as this leader's own log has it (Kafka's offsets.commit.required.acks
+	// set to 1), before the high watermark passes it; a failover then
+	// loses acknowledged commits.
+	OffsetsEarlyAckBug bool
 
 	// pollInterval is how often leadership is re-checked besides metadata
 	// changes (the replica manager takes a role a moment after the

@@ -205,6 +205,27 @@ func TestCommitWaitsForHighWatermark(t *testing.T) {
 	waitFor(t, "the late commit to apply", func() bool { got, _ := e.fetchOffsets("simple", "t", 0); return got[0] == 50 })
 }
 
+// TestOffsetsEarlyAckBug: with the offsets-early-ack switch a commit is
+// acknowledged and served while the follower does not have it; without
+// it (TestCommitWaitsForHighWatermark) the commit waits.
+func TestOffsetsEarlyAckBug(t *testing.T) {
+	e := newEnv(t, 1, []int32{self, 2}, func(c *Config) { c.OffsetsEarlyAckBug = true })
+	part := e.part(0)
+	if _, err := part.ReplicaFetch(2, 0, -1, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(1)
+	if codes := commitCodes(e.do(commitReq("simple", "", -1, "t", map[int32]int64{0: 42}), Client{})); codes[0] != 0 {
+		t.Fatalf("commit with the bug: %v, want an acknowledgement", codes)
+	}
+	if hw, end := part.HighWatermark(), part.Log().EndOffset(); hw >= end {
+		t.Fatalf("high watermark %d, log end %d: the follower has the record, so the test shows nothing", hw, end)
+	}
+	if got, code := e.fetchOffsets("simple", "t", 0); code != 0 || got[0] != 42 {
+		t.Fatalf("fetch with the bug: %v (code %d), want the uncommitted 42", got, code)
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -145,8 +145,18 @@ func (s *shard) run() {
 // load it applies group metadata too; afterwards only offsets (the groups'
 // membership in memory is newer than any record of it).
 func (s *shard) catchUpLocked(load bool) error {
+	return s.applyLocked(s.part.HighWatermark(), load)
+}
+
+// applyToLocked applies offsets up to end, committed or not: only the
+// offsets-early-ack bug does.
+func (s *shard) applyToLocked(end int64) error {
+	return s.applyLocked(end, false)
+}
+
+// applyLocked applies the log from appliedTo up to hw.
+func (s *shard) applyLocked(hw int64, load bool) error {
 	log := s.part.Log()
-	hw := s.part.HighWatermark()
 	if s.appliedTo < log.StartOffset() {
 		s.appliedTo = log.StartOffset()
 	}
@@ -263,6 +273,15 @@ func (s *shard) appendLocked(records []wire.Record) (func(ctx context.Context) *
 		return nil, kerr.NotCoordinator
 	}
 	end := res.LastOffset + 1
+	if s.c.cfg.OffsetsEarlyAckBug {
+		// The bug: this leader's own log is taken for the committed one.
+		// What it applied up to the log end is served, and a failover to a
+		// replica that had not fetched it yet takes it back.
+		if err := s.applyToLocked(end); err != nil {
+			s.log.Error("applying the offsets partition", "err", err)
+		}
+		return func(context.Context) *kerr.Error { return nil }, nil
+	}
 	return func(ctx context.Context) *kerr.Error {
 		ctx, cancel := context.WithTimeout(ctx, s.c.cfg.CommitTimeout)
 		defer cancel()

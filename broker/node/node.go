@@ -340,6 +340,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
 		CommitTimeout:         cfg.OffsetsCommitTimeout,
 		Logger:                logger,
+		OffsetsEarlyAckBug:    cfg.Bugs.OffsetsEarlyAck,
 	})
 	if err != nil {
 		ln.Close()

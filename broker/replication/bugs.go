@@ -34,6 +34,13 @@ type Bugs struct {
 	// replicas in between loses acknowledged writes that fsync always
 	// promised to keep.
 	FsyncAfterAck bool
+	// OffsetsEarlyAck (offsets-early-ack) makes the group coordinator
+	// acknowledge an offset commit, and serve it to OffsetFetch, as soon
+	// as its own log has the record (Kafka's offsets.commit.required.acks
+	// = 1), before the offsets partition's ISR has it: when the
+	// coordinator fails over, the new one loads the offsets from a log
+	// that lacks the last commits, and acknowledged commits are lost.
+	OffsetsEarlyAck bool
 }
 
 // BugInfo names and describes one bug switch.
@@ -54,6 +61,8 @@ var AllBugs = []BugInfo{
 		func(b *Bugs) *bool { return &b.StaleLeader }},
 	{"fsync-after-ack", "--fsync always acknowledges appends before their fsync, which comes later, every --fsync-interval, so a power cut loses acknowledged writes",
 		func(b *Bugs) *bool { return &b.FsyncAfterAck }},
+	{"offsets-early-ack", "the group coordinator acknowledges offset commits (and serves them) once its own log has them, before the offsets partition's ISR does, so a coordinator failover loses acknowledged commits",
+		func(b *Bugs) *bool { return &b.OffsetsEarlyAck }},
 }
 
 // BugNames lists the names of every bug switch.

@@ -19,6 +19,7 @@ import (
 	"github.com/garantia/garantia/nemesis"
 	"github.com/garantia/garantia/report"
 	"github.com/garantia/garantia/runner"
+	"github.com/garantia/garantia/workloads/queue"
 )
 
 func init() {
@@ -75,6 +76,7 @@ func addRunFlags(fs *pflag.FlagSet, acks bool) *runFlags {
 	fs.BoolVar(&cfg.PowerFS, "powerfs", false, "put every node's data folder on the power-loss filesystem (FUSE) even without power faults, for instance to measure what it costs (power faults turn it on)")
 	fs.StringVar(&cfg.PowerMode, "powerfs-mode", "", "when the power-loss filesystem makes a file's create, rename or remove durable: strict (only with an fsync of its folder, the POSIX reading; the default) or ordered (as ext4 with data=ordered: any later fsync commits every such change made before it)")
 	fs.BoolVar(&cfg.PowerTorn, "powerfs-torn", false, "a power cut leaves each file's last unsynced write torn: each of its 512-byte sectors kept or lost, drawn from the seed")
+	fs.StringVar(&cfg.ConsumeVia, "consume-via", queue.ConsumeAssign, "how consumers get partitions (Jepsen's --sub-via): assign (each picks its partitions), subscribe (they join a consumer group, commit what they read, and the group's committed offsets are fetched back and checked) or mixed (each assign-or-subscribe draw picks one)")
 	return f
 }
 

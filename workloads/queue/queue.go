@@ -104,6 +104,10 @@ type Workload struct {
 
 	warnMu   sync.Mutex
 	warnings []string
+
+	// leaving counts group consumers still leaving the group in the
+	// background (see closeConsumer); Run waits for them.
+	leaving sync.WaitGroup
 }
 
 // maxWarnings bounds the warnings kept (each is also an op's error).
@@ -230,6 +234,7 @@ func (w *Workload) Run(ctx context.Context, limit time.Duration) error {
 		}()
 	}
 	wg.Wait()
+	w.leaving.Wait()
 	return errors.Join(errs...)
 }
 
@@ -396,19 +401,28 @@ func (wk *worker) close() {
 }
 
 // closeConsumer closes the process's consumer. A group member leaves the
-// group first, within groupLeaveTimeout: one that cannot reach the
-// coordinator is dropped at its session timeout instead.
+// group first, within groupLeaveTimeout (one that cannot reach the
+// coordinator is dropped at its session timeout instead), in the
+// background: the process is done with it, and the worker need not wait
+// for a coordinator that a fault cut off. Run waits for every leave.
 func (wk *worker) closeConsumer() {
-	if wk.cons == nil {
+	cl := wk.cons
+	if cl == nil {
 		return
 	}
 	if wk.mode == groupConsumer {
-		wk.cons.AllowRebalance()
-		ctx, cancel := context.WithTimeout(context.Background(), groupLeaveTimeout)
-		_ = wk.cons.LeaveGroupContext(ctx)
-		cancel()
+		wk.w.leaving.Add(1)
+		go func() {
+			defer wk.w.leaving.Done()
+			cl.AllowRebalance()
+			ctx, cancel := context.WithTimeout(context.Background(), groupLeaveTimeout)
+			_ = cl.LeaveGroupContext(ctx)
+			cancel()
+			cl.Close()
+		}()
+	} else {
+		cl.Close()
 	}
-	wk.cons.Close()
 	wk.cons, wk.mode, wk.rebalances = nil, noConsumer, nil
 }
 
