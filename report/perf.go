@@ -24,7 +24,7 @@ const (
 var typeNames = [nTypes]string{"ok", "info", "fail"}
 
 // Client functions the perf plots tell apart; everything else is "other".
-var fNames = []string{histories.FSend, histories.FPoll, histories.FAssign, histories.FTxn, "other"}
+var fNames = []string{histories.FSend, histories.FPoll, histories.FAssign, histories.FTxn, histories.FCommit, "other"}
 
 func fIndex(f string) int {
 	for i, n := range fNames[:len(fNames)-1] {
@@ -172,7 +172,8 @@ var quantiles = []struct {
 }{{"p50", 0.50}, {"p95", 0.95}, {"p99", 0.99}}
 
 // fDashes tells functions apart in line plots.
-var fDashes = [][]vg.Length{nil, {vg.Points(4), vg.Points(2)}, {vg.Points(1), vg.Points(2)}, {vg.Points(6), vg.Points(2), vg.Points(1), vg.Points(2)}, {vg.Points(2), vg.Points(4)}}
+var fDashes = [][]vg.Length{nil, {vg.Points(4), vg.Points(2)}, {vg.Points(1), vg.Points(2)}, {vg.Points(6), vg.Points(2), vg.Points(1), vg.Points(2)},
+	{vg.Points(8), vg.Points(3)}, {vg.Points(2), vg.Points(4)}}
 
 func (pf *perf) quantilePlot(faults []fault, endS float64, windowNs int64) (template.HTML, error) {
 	nWin := int(pf.endNs/windowNs) + 1

@@ -74,7 +74,7 @@ func typeColor(t int) color.Color {
 }
 
 // fShapes draws each function with its own glyph.
-var fShapes = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.PyramidGlyph{}, draw.BoxGlyph{}, draw.RingGlyph{}, draw.CrossGlyph{}}
+var fShapes = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.PyramidGlyph{}, draw.BoxGlyph{}, draw.RingGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}}
 
 func faultColor(kind string) color.Color {
 	if c, ok := faultColors[kind]; ok {
