@@ -124,7 +124,7 @@ func (l *rebalanceLog) take() []histories.Rebalance {
 // groupConsumerOpts are the options of a consumer that joins the group:
 // Kafka's subscribe with manual commits, so that every commit is an op of
 // the history.
-func (w *Workload) groupConsumerOpts(process int64, h *hook, log *rebalanceLog) []kgo.Opt {
+func (w *Workload) groupConsumerOpts(process int64, h *hook, log *rebalanceLog, fetches *memberFetches) []kgo.Opt {
 	return append(w.commonOpts(process, "consumer", h),
 		kgo.ConsumerGroup(w.cfg.Group),
 		kgo.ConsumeTopics(w.cfg.Topic),
@@ -143,6 +143,13 @@ func (w *Workload) groupConsumerOpts(process int64, h *hook, log *rebalanceLog) 
 		kgo.RebalanceTimeout(2*w.cfg.OpTimeout),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			log.add(histories.RebalanceAssigned, m)
+			if len(m) > 0 {
+				fetches.invoke()
+			}
+		}),
+		kgo.OnOffsetsFetched(func(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+			fetches.complete(resp)
+			return nil
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			log.add(histories.RebalanceRevoked, m)
@@ -182,7 +189,8 @@ func (wk *worker) subscribe(ctx context.Context) error {
 	if wk.cons == nil {
 		wk.consHook = &hook{names: w.cfg.NodeNames}
 		wk.rebalances = &rebalanceLog{}
-		cl, err := kgo.NewClient(w.groupConsumerOpts(wk.process, wk.consHook, wk.rebalances)...)
+		wk.fetches = &memberFetches{w: w, process: w.nextProcess.Add(1) - 1}
+		cl, err := kgo.NewClient(w.groupConsumerOpts(wk.process, wk.consHook, wk.rebalances, wk.fetches)...)
 		if err != nil {
 			return fmt.Errorf("new group consumer: %w", err)
 		}
@@ -450,4 +458,116 @@ func (h *hook) describeCommit(err error) string {
 func (h *hook) resetCommits() {
 	h.commits.Store(0)
 	h.commitConnErr.Store(nil)
+}
+
+// memberFetches records a group member's own fetches of the committed
+// offsets, which its client makes in the background whenever the group
+// assigns it partitions (the offsets it resumes from), as committed ops of
+// a process of their own: they run beside the member's process's ops. The
+// invocation is recorded when the assignment arrives, before the client
+// asks (kgo calls OnPartitionsAssigned, then fetches); the completion when
+// the answer does (OnOffsetsFetched). A fetch kgo abandons stays open
+// until the next one answers, which then completes it: the op spans both,
+// which holds the moment the answer was made. A fetch still open when the
+// member leaves completes as fail.
+type memberFetches struct {
+	w       *Workload
+	process int64
+	mu      sync.Mutex
+	open    bool
+}
+
+func (m *memberFetches) invoke() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.open {
+		return
+	}
+	m.open = true
+	m.w.recordBackground(histories.Op{Process: m.process, Type: histories.Invoke, F: histories.FCommitted, Group: m.w.cfg.Group})
+}
+
+func (m *memberFetches) complete(resp *kmsg.OffsetFetchResponse) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.open {
+		return // no invocation to pair it with: its start is unknown
+	}
+	m.open = false
+	done := histories.Op{Process: m.process, Type: histories.OK, F: histories.FCommitted, Group: m.w.cfg.Group}
+	if offs, err := m.w.fetchedOffsets(resp); err != nil {
+		done.Type, done.Error = histories.Fail, err.Error()
+	} else {
+		done.Value = histories.Value{Offsets: offs}
+	}
+	m.w.recordBackground(done)
+}
+
+// close completes a fetch still open as fail: the member left first.
+func (m *memberFetches) close() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.open {
+		m.open = false
+		m.w.recordBackground(histories.Op{Process: m.process, Type: histories.Fail, F: histories.FCommitted, Group: m.w.cfg.Group,
+			Error: "the member left the group before its offsets were fetched"})
+	}
+}
+
+// fetchedOffsets are the topic's offsets in an OffsetFetch response of the
+// group, in key order (either response format: kgo answers a member in
+// the v8+ one).
+func (w *Workload) fetchedOffsets(resp *kmsg.OffsetFetchResponse) ([]histories.KeyOffset, error) {
+	code := resp.ErrorCode
+	type part struct {
+		p    int32
+		off  int64
+		code int16
+	}
+	var parts []part
+	if len(resp.Groups) > 0 {
+		for _, g := range resp.Groups {
+			if g.Group != w.cfg.Group {
+				continue
+			}
+			code = g.ErrorCode
+			for _, t := range g.Topics {
+				if t.Topic == w.cfg.Topic {
+					for _, p := range t.Partitions {
+						parts = append(parts, part{p.Partition, p.Offset, p.ErrorCode})
+					}
+				}
+			}
+		}
+	} else {
+		for _, t := range resp.Topics {
+			if t.Topic == w.cfg.Topic {
+				for _, p := range t.Partitions {
+					parts = append(parts, part{p.Partition, p.Offset, p.ErrorCode})
+				}
+			}
+		}
+	}
+	if err := kerr.ErrorForCode(code); err != nil {
+		return nil, fmt.Errorf("offset fetch: %w", err)
+	}
+	slices.SortFunc(parts, func(a, b part) int { return int(a.p) - int(b.p) })
+	out := make([]histories.KeyOffset, 0, len(parts))
+	for i, p := range parts {
+		if err := kerr.ErrorForCode(p.code); err != nil {
+			return nil, fmt.Errorf("offset fetch: partition %d: %w", p.p, err)
+		}
+		if i > 0 && parts[i-1].p == p.p {
+			return nil, fmt.Errorf("offset fetch: partition %d answered twice", p.p)
+		}
+		off := p.off
+		if off < 0 {
+			off = histories.OffsetUnknown
+		}
+		out = append(out, histories.KeyOffset{Key: strconv.Itoa(int(p.p)), Offset: off})
+	}
+	return out, nil
 }

@@ -37,7 +37,8 @@ func groupNode(t testing.TB) db.Node {
 // (and, mixed, that switch between subscribing and assigning) against a
 // healthy node: the history checks valid, subscribes join the group and
 // record their rebalances, every poll that read something is followed by
-// a commit, and the final fetch returns, per key, the offset the last
+// a commit, members' own fetches of the offsets they resume from are
+// recorded, and the final fetch returns, per key, the offset the last
 // acknowledged commit wrote.
 func TestSubscribeAndMixed(t *testing.T) {
 	for _, via := range []string{ConsumeSubscribe, ConsumeMixed} {
@@ -72,7 +73,7 @@ func TestSubscribeAndMixed(t *testing.T) {
 			rebalanced := map[string]bool{}
 			lastCommit := map[string]int64{}
 			var final []histories.KeyOffset
-			pollsWithRecords, pendingCommit := 0, map[int64]bool{}
+			pollsWithRecords, pendingCommit, memberFetches := 0, map[int64]bool{}, 0
 			for _, op := range ops {
 				if !op.IsClient() {
 					continue
@@ -99,6 +100,8 @@ func TestSubscribeAndMixed(t *testing.T) {
 					for _, o := range op.Value.Offsets {
 						lastCommit[o.Key] = o.Offset
 					}
+				case op.F == histories.FCommitted && op.Type == histories.Invoke && op.Value.Keys == nil:
+					memberFetches++ // a member's own fetch on assignment
 				case op.F == histories.FCommitted && op.Type == histories.OK:
 					final = op.Value.Offsets
 				case op.F == histories.FPoll && op.Type == histories.Invoke:
@@ -121,6 +124,9 @@ func TestSubscribeAndMixed(t *testing.T) {
 			}
 			if !rebalanced[histories.RebalanceAssigned] {
 				t.Errorf("no rebalance log records an assignment: %v", rebalanced)
+			}
+			if memberFetches == 0 {
+				t.Error("no member's own fetch of the committed offsets was recorded")
 			}
 			want := make([]histories.KeyOffset, 3)
 			for p := range want {

@@ -108,6 +108,29 @@ type Workload struct {
 	// leaving counts group consumers still leaving the group in the
 	// background (see closeConsumer); Run waits for them.
 	leaving sync.WaitGroup
+	// bgErr is the first error recording an op from a client's background
+	// (see memberFetches): the history could not be written.
+	bgMu  sync.Mutex
+	bgErr error
+}
+
+// recordBackground records an op that a client's callback reports; an
+// error is kept for Run to return.
+func (w *Workload) recordBackground(op histories.Op) {
+	if _, err := w.record(op); err != nil {
+		w.bgMu.Lock()
+		if w.bgErr == nil {
+			w.bgErr = err
+		}
+		w.bgMu.Unlock()
+	}
+}
+
+// backgroundErr is the first error of recordBackground.
+func (w *Workload) backgroundErr() error {
+	w.bgMu.Lock()
+	defer w.bgMu.Unlock()
+	return w.bgErr
 }
 
 // maxWarnings bounds the warnings kept (each is also an op's error).
@@ -235,7 +258,7 @@ func (w *Workload) Run(ctx context.Context, limit time.Duration) error {
 	}
 	wg.Wait()
 	w.leaving.Wait()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, w.backgroundErr())...)
 }
 
 // worker runs one logical process at a time; after an info completion it
@@ -259,6 +282,9 @@ type worker struct {
 	// rebalances collects the group consumer's rebalances for the next
 	// completion; nil without a group consumer.
 	rebalances *rebalanceLog
+	// fetches records the group consumer's own offset fetches; nil
+	// without a group consumer.
+	fetches *memberFetches
 	// assigned are the partitions the consumer reads, sorted; nil before
 	// the process's first assign.
 	assigned []int32
@@ -412,6 +438,7 @@ func (wk *worker) closeConsumer() {
 	}
 	if wk.mode == groupConsumer {
 		wk.w.leaving.Add(1)
+		fetches := wk.fetches
 		go func() {
 			defer wk.w.leaving.Done()
 			cl.AllowRebalance()
@@ -419,11 +446,12 @@ func (wk *worker) closeConsumer() {
 			_ = cl.LeaveGroupContext(ctx)
 			cancel()
 			cl.Close()
+			fetches.close()
 		}()
 	} else {
 		cl.Close()
 	}
-	wk.cons, wk.mode, wk.rebalances = nil, noConsumer, nil
+	wk.cons, wk.mode, wk.rebalances, wk.fetches = nil, noConsumer, nil, nil
 }
 
 func (w *Workload) record(op histories.Op) (histories.Op, error) {
