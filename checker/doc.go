@@ -4,7 +4,8 @@
 // The analyses live in subpackages, one per concern:
 //
 //   - queue: Jepsen's Kafka anomalies (lost-write, unseen, duplicate, G1a,
-//     garbage-read, ...)
+//     garbage-read, ...) and consumer groups' committed offsets
+//     (lost-offset-commit)
 //   - linear: per-key linearizability of the log with porcupine
 //   - stats: operation counts
 //

@@ -11,7 +11,8 @@
 //     after checking that this machine can (a run that cannot cut power
 //     stops before it creates anything); then starts the broker nodes
 //     (package db: the local backend, with a proxy on every link between
-//     two nodes, or docker) and creates the topic;
+//     two nodes, or docker; with consumers that subscribe, with the group
+//     settings they need, queue.GroupBrokerArgs) and creates the topic;
 //  3. runs the workload (package workloads/queue) for the time limit,
 //     with the nemesis (package nemesis) acting on its schedule and a
 //     progress line on stderr every second: elapsed time, ops/s, ok, info

@@ -57,7 +57,9 @@
 // A process owns two kgo clients, a producer and a consumer. When an
 // operation completes as info its outcome is unknown and may change
 // later, so the process is retired: the worker closes both clients and
-// continues as process id+concurrency with fresh ones (Jepsen's rule).
+// continues under a fresh process id with fresh ones (Jepsen's rule):
+// thread t's ids are t, t+concurrency, t+2*concurrency, ..., in order,
+// shared by its processes and its group members' own offset fetches.
 // See classify.go for which errors are fail and which are info.
 //
 // Every operation takes bounded time, so that a dead or frozen node shows

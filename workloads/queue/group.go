@@ -189,7 +189,7 @@ func (wk *worker) subscribe(ctx context.Context) error {
 	if wk.cons == nil {
 		wk.consHook = &hook{names: w.cfg.NodeNames}
 		wk.rebalances = &rebalanceLog{}
-		wk.fetches = &memberFetches{w: w, process: w.nextProcess.Add(1) - 1}
+		wk.fetches = &memberFetches{w: w, process: wk.newProcessID()}
 		cl, err := kgo.NewClient(w.groupConsumerOpts(wk.process, wk.consHook, wk.rebalances, wk.fetches)...)
 		if err != nil {
 			return fmt.Errorf("new group consumer: %w", err)

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -167,6 +168,111 @@ func subscribedAt(ops []histories.Op, op histories.Op) bool {
 		}
 	}
 	return sub
+}
+
+// TestSubscribeThroughAKill: the node dies under subscribed consumers and
+// comes back; processes retire (info), members leave in the background and
+// new ones join, each member's own offset fetches under a process of its
+// own: the history is well formed (no process id used twice, one op at a
+// time each) and checks valid.
+func TestSubscribeThroughAKill(t *testing.T) {
+	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir(),
+		ExtraArgs: func(db.Node) []string { return GroupBrokerArgs() }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Teardown(context.Background()) })
+	if err := d.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := d.Nodes()[0]
+	rec, path := recorder(t)
+	w, err := New(Config{
+		Brokers: []string{n.Addr}, NodeNames: map[int32]string{n.ID: n.Name},
+		Partitions: 3, ReplicationFactor: 1, Acks: "all", Concurrency: 4, Seed: 5,
+		OpTimeout: time.Second, DrainTimeout: 20 * time.Second, ConsumeVia: ConsumeSubscribe,
+	}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CreateTopic(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background(), 5*time.Second) }()
+	time.Sleep(1500 * time.Millisecond)
+	if err := d.Kill(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := d.Start(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ops := drainAndRead(t, context.Background(), w, rec, path)
+	res, err := checker.Check(context.Background(), ops, checker.Options{})
+	if err != nil {
+		t.Fatalf("the history of a run through a kill: %v", err)
+	}
+	if res.Valid != verdict.Valid {
+		t.Errorf("a run through a kill checks %v: %v", res.Valid, res.Queue.AnomalyTypes)
+	}
+	info := 0
+	fetchers, others := map[int64]bool{}, map[int64]bool{}
+	for _, op := range ops {
+		if op.IsClient() && op.Type == histories.Info {
+			info++
+		}
+		switch {
+		case !op.IsClient():
+		case op.F == histories.FCommitted && op.Type == histories.Invoke && op.Value.Keys == nil:
+			fetchers[op.Process] = true // a member's own fetch
+		case op.F != histories.FCommitted:
+			others[op.Process] = true
+		}
+	}
+	for p := range fetchers {
+		if others[p] {
+			t.Errorf("process %d runs a member's offset fetches and other ops too", p)
+		}
+	}
+	if info == 0 {
+		t.Error("no op ended info: the kill retired no process, so the test shows nothing")
+	}
+	t.Logf("%d events, %d info; commits %+v", len(ops), info, res.Queue.Counts.Commits)
+}
+
+// Thread t's process ids, for its processes and its members' fetches
+// alike, are t, t+c, t+2c, ...: never another thread's.
+func TestProcessIDs(t *testing.T) {
+	hw := histories.NewWriter(io.Discard)
+	t.Cleanup(func() { _ = hw.Close() })
+	w, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Partitions: 2, ReplicationFactor: 1, Acks: "all", Concurrency: 3, ConsumeVia: ConsumeSubscribe},
+		histories.NewRecorder(hw, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	wks := []*worker{w.newWorker(0), w.newWorker(1), w.newWorker(2)}
+	for _, wk := range wks {
+		seen[wk.process] = true
+	}
+	for i := range 60 {
+		wk := wks[i%3]
+		var id int64
+		if i%2 == 0 {
+			wk.process = wk.newProcessID() // a retire
+			id = wk.process
+		} else {
+			id = wk.newProcessID() // a member's fetches
+		}
+		if seen[id] || id%3 != int64(wk.thread) || id >= w.nextProcess.Load() {
+			t.Fatalf("thread %d got id %d (seen before: %v; next free %d)", wk.thread, id, seen[id], w.nextProcess.Load())
+		}
+		seen[id] = true
+	}
 }
 
 func TestCommitOutcome(t *testing.T) {

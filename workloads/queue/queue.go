@@ -271,6 +271,9 @@ type worker struct {
 	// drainer marks a drain worker: it takes fresh process ids from the
 	// shared counter, as its thread has no place in the run's id scheme.
 	drainer bool
+	// lastID is the last process id newProcessID handed out (or the
+	// first process's).
+	lastID int64
 
 	prod     *kgo.Client
 	prodHook *hook
@@ -401,21 +404,31 @@ func (wk *worker) drawKeys() (ps []int32, rewind map[int32]bool) {
 // worker continues under a process id never used before.
 func (wk *worker) retire() {
 	wk.close()
+	wk.process = wk.newProcessID()
+	wk.assigned = nil
+	wk.next = map[int32]int64{}
+}
+
+// newProcessID hands out a process id never used before: the next of the
+// worker's thread's ids, thread, thread+concurrency, thread+2*concurrency,
+// ... (Jepsen's rule), which its processes and its group members' fetches
+// (memberFetches) share; a drain worker's come from the shared counter,
+// as its thread has no place in that scheme.
+func (wk *worker) newProcessID() int64 {
 	if wk.drainer {
-		wk.process = wk.w.nextProcess.Add(1) - 1
-		wk.assigned = nil
-		wk.next = map[int32]int64{}
-		return
+		return wk.w.nextProcess.Add(1) - 1
 	}
-	wk.process += int64(wk.w.cfg.Concurrency)
+	if wk.lastID < wk.process {
+		wk.lastID = wk.process
+	}
+	wk.lastID += int64(wk.w.cfg.Concurrency)
 	for {
 		cur := wk.w.nextProcess.Load()
-		if wk.process < cur || wk.w.nextProcess.CompareAndSwap(cur, wk.process+1) {
+		if wk.lastID < cur || wk.w.nextProcess.CompareAndSwap(cur, wk.lastID+1) {
 			break
 		}
 	}
-	wk.assigned = nil
-	wk.next = map[int32]int64{}
+	return wk.lastID
 }
 
 func (wk *worker) close() {
