@@ -1,11 +1,7 @@
 package runner
 
 import (
-	"os"
-	"os/exec"
-	"regexp"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -24,13 +20,7 @@ import (
 // BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 8) change the rounds
 // and each run's time limit.
 func BenchmarkConsumeVia(b *testing.B) {
-	rounds, d := 3, 8*time.Second
-	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && v > 0 {
-		d = time.Duration(v) * time.Second
-	}
+	rounds, d := buildtest.EnvInt("BENCH_ROUNDS", 3), time.Duration(buildtest.EnvInt("BENCH_SECONDS", 8))*time.Second
 	for range b.N {
 		var assign, subscribe, ratios []float64
 		for round := range rounds {
@@ -40,7 +30,7 @@ func BenchmarkConsumeVia(b *testing.B) {
 			}
 			got := map[string]float64{}
 			for _, via := range order {
-				got[via] = runOpsPerSecond(b, via, d)
+				got[via] = buildtest.TestOpsPerSecond(b, d, "--rate", "0", "--nemesis", "none", "--consume-via", via, "--store", b.TempDir())
 			}
 			assign, subscribe = append(assign, got[queue.ConsumeAssign]), append(subscribe, got[queue.ConsumeSubscribe])
 			ratios = append(ratios, got[queue.ConsumeSubscribe]/got[queue.ConsumeAssign])
@@ -55,21 +45,4 @@ func BenchmarkConsumeVia(b *testing.B) {
 		}
 		b.ReportMetric(ratios[len(ratios)/2], "ratio-median")
 	}
-}
-
-// runOpsPerSecond runs garantia test for d with consumers that get their
-// partitions via via, and returns its recorded events per second of d.
-func runOpsPerSecond(b *testing.B, via string, d time.Duration) float64 {
-	cmd := exec.Command(buildtest.Binary(b), "test", "--rate", "0", "--nemesis", "none", "--consume-via", via,
-		"--time-limit", d.String(), "--store", b.TempDir(), "--seed", "1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("garantia test --consume-via %s: %v\n%s", via, err, out)
-	}
-	m := regexp.MustCompile(`(?m)^ops: (\d+) events`).FindSubmatch(out)
-	if m == nil {
-		b.Fatalf("no \"ops: N events\" line in:\n%s", out)
-	}
-	events, _ := strconv.Atoi(string(m[1]))
-	return float64(events) / d.Seconds()
 }

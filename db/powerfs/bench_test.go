@@ -6,9 +6,7 @@ import (
 	"github.com/garantia/garantia/db/powerfs"
 	"github.com/garantia/garantia/db/powerfs/powerfstest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -24,10 +22,7 @@ import (
 // benchSeconds is how long each measurement produces; BENCH_SECONDS
 // overrides it.
 func benchSeconds() time.Duration {
-	if s, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	return 3 * time.Second
+	return time.Duration(buildtest.EnvInt("BENCH_SECONDS", 3)) * time.Second
 }
 
 // interleaved is the order of a round's two measurements (on the
@@ -92,10 +87,7 @@ func produceRate(b *testing.B, dataDir string, fsync string, conc int, d time.Du
 // the seconds per measurement and the producing clients;
 // BENCH_NO_BACKING_SYNC=1 mounts with powerfs.Options.NoBackingSync).
 func BenchmarkProduceThroughPowerfs(b *testing.B) {
-	rounds, conc := 5, 10
-	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
+	rounds, conc := buildtest.EnvInt("BENCH_ROUNDS", 5), 10
 	if v, err := strconv.Atoi(os.Getenv("BENCH_CONCURRENCY")); err == nil && v > 0 {
 		conc = v
 	}
@@ -137,24 +129,7 @@ func BenchmarkProduceThroughPowerfs(b *testing.B) {
 // throughput measurement: a local 3-node cluster, acks=all, RF 3) with its
 // store in storeDir, and returns the recorded operations per second.
 func testRunOps(b *testing.B, storeDir string, d time.Duration) float64 {
-	return garantiaTestOps(b, d, "--rate", "0", "--nemesis", "none", "--store", storeDir)
-}
-
-// garantiaTestOps runs `garantia test` for d with args (and seed 1), and
-// returns the recorded operations per second.
-func garantiaTestOps(b *testing.B, d time.Duration, args ...string) float64 {
-	args = append([]string{"test", "--time-limit", d.String(), "--seed", "1"}, args...)
-	cmd := exec.Command(buildtest.Binary(b), args...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("garantia %v: %v\n%s", args, err, out)
-	}
-	m := regexp.MustCompile(`(?m)^ops: (\d+) events`).FindSubmatch(out)
-	if m == nil {
-		b.Fatalf("no \"ops: N events\" line in:\n%s", out)
-	}
-	events, _ := strconv.Atoi(string(m[1]))
-	return float64(events) / d.Seconds()
+	return buildtest.TestOpsPerSecond(b, d, "--rate", "0", "--nemesis", "none", "--store", storeDir)
 }
 
 // BenchmarkTestRunThroughPowerfs measures the default `garantia test`
@@ -168,13 +143,7 @@ func garantiaTestOps(b *testing.B, d time.Duration, args ...string) float64 {
 // (BENCH_ROUNDS and BENCH_SECONDS as for BenchmarkProduceThroughPowerfs;
 // 8 s a run by default).
 func BenchmarkTestRunThroughPowerfs(b *testing.B) {
-	rounds, d := 3, 8*time.Second
-	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && v > 0 {
-		d = time.Duration(v) * time.Second
-	}
+	rounds, d := buildtest.EnvInt("BENCH_ROUNDS", 3), time.Duration(buildtest.EnvInt("BENCH_SECONDS", 8))*time.Second
 	for range b.N {
 		var ratios []float64
 		for round := range rounds {
@@ -216,10 +185,7 @@ func BenchmarkDataFoldersOnPowerfs(b *testing.B) {
 	if err := powerfs.Probe(); err != nil {
 		powerfstest.SkipOrFail(b, err)
 	}
-	rounds := 5
-	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
+	rounds := buildtest.EnvInt("BENCH_ROUNDS", 5)
 	workloads := []struct {
 		name string
 		d    time.Duration
@@ -244,9 +210,9 @@ func BenchmarkDataFoldersOnPowerfs(b *testing.B) {
 				for _, onPowerfs := range interleaved(round) {
 					args := append([]string{"--store", b.TempDir()}, w.args...)
 					if onPowerfs {
-						mounted = garantiaTestOps(b, w.d, append(args, "--powerfs")...)
+						mounted = buildtest.TestOpsPerSecond(b, w.d, append(args, "--powerfs")...)
 					} else {
-						plain = garantiaTestOps(b, w.d, args...)
+						plain = buildtest.TestOpsPerSecond(b, w.d, args...)
 					}
 				}
 				ratios, plains, mounteds = append(ratios, mounted/plain), append(plains, plain), append(mounteds, mounted)

@@ -20,7 +20,7 @@ import (
 
 // groupNode starts one broker with the group settings a subscribing
 // workload needs (GroupBrokerArgs).
-func groupNode(t testing.TB) db.Node {
+func groupNode(t testing.TB) (*local.DB, db.Node) {
 	t.Helper()
 	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir(),
 		ExtraArgs: func(db.Node) []string { return GroupBrokerArgs() }}})
@@ -31,7 +31,7 @@ func groupNode(t testing.TB) db.Node {
 	if err := d.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return d.Nodes()[0]
+	return d, d.Nodes()[0]
 }
 
 // TestSubscribeAndMixed runs the workload with consumers that subscribe
@@ -44,7 +44,7 @@ func groupNode(t testing.TB) db.Node {
 func TestSubscribeAndMixed(t *testing.T) {
 	for _, via := range []string{ConsumeSubscribe, ConsumeMixed} {
 		t.Run(via, func(t *testing.T) {
-			n := groupNode(t)
+			_, n := groupNode(t)
 			rec, path := recorder(t)
 			w, err := New(Config{
 				Brokers: []string{n.Addr}, NodeNames: map[int32]string{n.ID: n.Name},
@@ -176,16 +176,7 @@ func subscribedAt(ops []histories.Op, op histories.Op) bool {
 // own: the history is well formed (no process id used twice, one op at a
 // time each) and checks valid.
 func TestSubscribeThroughAKill(t *testing.T) {
-	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir(),
-		ExtraArgs: func(db.Node) []string { return GroupBrokerArgs() }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Teardown(context.Background()) })
-	if err := d.Setup(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	n := d.Nodes()[0]
+	d, n := groupNode(t)
 	rec, path := recorder(t)
 	w, err := New(Config{
 		Brokers: []string{n.Addr}, NodeNames: map[int32]string{n.ID: n.Name},

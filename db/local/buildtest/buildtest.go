@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -106,4 +108,32 @@ func Main(m *testing.M) {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
+}
+
+// TestOpsPerSecond runs `garantia test` for d with args (and seed 1) and
+// returns its recorded operations (the summary's "ops: N events") per
+// second of d: the throughput the README's measurements compare.
+func TestOpsPerSecond(tb testing.TB, d time.Duration, args ...string) float64 {
+	tb.Helper()
+	args = append([]string{"test", "--time-limit", d.String(), "--seed", "1"}, args...)
+	out, err := exec.Command(Binary(tb), args...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("garantia %v: %v\n%s", args, err, out)
+	}
+	m := regexp.MustCompile(`(?m)^ops: (\d+) events`).FindSubmatch(out)
+	if m == nil {
+		tb.Fatalf("no \"ops: N events\" line in:\n%s", out)
+	}
+	events, _ := strconv.Atoi(string(m[1]))
+	return float64(events) / d.Seconds()
+}
+
+// EnvInt is the environment variable name as a positive integer, else def:
+// how benchmarks take their rounds and seconds (BENCH_ROUNDS,
+// BENCH_SECONDS).
+func EnvInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
