@@ -2,6 +2,7 @@ package runner
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -18,9 +19,12 @@ import (
 //	go test ./runner -run '^$' -bench ConsumeVia -benchtime 1x
 //
 // BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 8) change the rounds
-// and each run's time limit.
+// and each run's time limit, BENCH_PARTITIONS the topic's partitions
+// (default garantia test's 4: with 10 processes, 6 members of the group
+// hold no partition at a time; 10 gives each one).
 func BenchmarkConsumeVia(b *testing.B) {
 	rounds, d := buildtest.EnvInt("BENCH_ROUNDS", 3), time.Duration(buildtest.EnvInt("BENCH_SECONDS", 8))*time.Second
+	partitions := strconv.Itoa(buildtest.EnvInt("BENCH_PARTITIONS", Defaults().Partitions))
 	for range b.N {
 		var assign, subscribe, ratios []float64
 		for round := range rounds {
@@ -30,7 +34,8 @@ func BenchmarkConsumeVia(b *testing.B) {
 			}
 			got := map[string]float64{}
 			for _, via := range order {
-				got[via] = buildtest.TestOpsPerSecond(b, d, "--rate", "0", "--nemesis", "none", "--consume-via", via, "--store", b.TempDir())
+				got[via] = buildtest.TestOpsPerSecond(b, d, "--rate", "0", "--nemesis", "none", "--consume-via", via,
+					"--partitions", partitions, "--store", b.TempDir())
 			}
 			assign, subscribe = append(assign, got[queue.ConsumeAssign]), append(subscribe, got[queue.ConsumeSubscribe])
 			ratios = append(ratios, got[queue.ConsumeSubscribe]/got[queue.ConsumeAssign])

@@ -14,7 +14,6 @@ import (
 	"github.com/garantia/garantia/checker/verdict"
 	"github.com/garantia/garantia/db"
 	"github.com/garantia/garantia/db/local"
-	"github.com/garantia/garantia/db/local/buildtest"
 	"github.com/garantia/garantia/histories"
 )
 
@@ -22,16 +21,7 @@ import (
 // workload needs (GroupBrokerArgs).
 func groupNode(t testing.TB) (*local.DB, db.Node) {
 	t.Helper()
-	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir(),
-		ExtraArgs: func(db.Node) []string { return GroupBrokerArgs() }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Teardown(context.Background()) })
-	if err := d.Setup(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return d, d.Nodes()[0]
+	return node(t, GroupBrokerArgs()...)
 }
 
 // TestSubscribeAndMixed runs the workload with consumers that subscribe

@@ -16,10 +16,12 @@ import (
 
 func TestMain(m *testing.M) { buildtest.Main(m) }
 
-// node starts one broker for the test and tears it down afterwards.
-func node(t testing.TB) (*local.DB, db.Node) {
+// node starts one broker for the test, with the broker flags args, and
+// tears it down afterwards.
+func node(t testing.TB, args ...string) (*local.DB, db.Node) {
 	t.Helper()
-	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir()}})
+	d, err := local.New(local.Options{Config: db.Config{Binary: buildtest.Binary(t), Nodes: 1, Dir: t.TempDir(),
+		ExtraArgs: func(db.Node) []string { return args }}})
 	if err != nil {
 		t.Fatal(err)
 	}
