@@ -13,8 +13,10 @@ import (
 // Keys that are canonical decimal numbers (all digits, no leading zero) are
 // written as integers, as Jepsen's Kafka workload has them, and other keys
 // as strings; [NemesisProcess] is written as :nemesis; f and type as
-// keywords (f as a string when it cannot be a keyword); node and error as
-// strings. A Raw value is converted from JSON: objects become maps whose
+// keywords (f as a string when it cannot be a keyword); node, error and
+// group as strings; offsets as a map {3 89, 5 nil}; a rebalance log as
+// Jepsen's [{:type :revoked, :keys [3]}]. A Raw value is converted from
+// JSON: objects become maps whose
 // keys are keywords when they can be and strings otherwise, arrays
 // vectors, strings strings. Reading the result with [ReadEDN] gives back
 // the same ops.
